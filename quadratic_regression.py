@@ -426,9 +426,11 @@ def model_class(model):
 
 
 def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, standardize=False,
-        record_interval=100, on_record=None, tol=None, frame_epochs=(), stop_when=None):
+        record_interval=100, on_record=None, tol=None, frame_epochs=(), target=None):
     """Train `model` on (x, y) and return a Fit in x's units. With standardize the model sees
-    z = (x - mean)/std, and its parameters are rewritten for x afterwards."""
+    z = (x - mean)/std, and its parameters are rewritten for x afterwards. With `target`
+    (a, b, c), training stops once every coefficient is within 0.01 of it (the benchmark's
+    time to fit)."""
     lr = default_lr(optimizer, model_name, standardize) if lr is None else lr
     epochs = default_epochs(optimizer, model_name, standardize) if epochs is None else epochs
     mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
@@ -436,9 +438,18 @@ def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, stand
     criterion = SummedRunLosses() if isinstance(model, Replicas) else nn.MSELoss()
     initial = {k: v.clone() for k, v in named_tensors(model).items()}
 
+    cls = model_class(model)
+
+    def coefficients_in_x():
+        params = {k: v.double().cpu() for k, v in named_tensors(model).items()}
+        return cls.coefficients(cls.to_x_units(params, mean, std) if standardize else params)
+
+    def close_to_target():
+        return bool(((coefficients_in_x() - target).abs() <= 0.01).all())
+
     opt = make_optimizer(optimizer, model.parameters(), lr)
-    log = train(model, inputs, y, opt, epochs, criterion=criterion, record_interval=record_interval,
-                on_record=on_record, tol=tol, frame_epochs=frame_epochs, stop_when=stop_when)
+    log = train(model, inputs, y, opt, epochs, criterion=criterion, record_interval=record_interval, on_record=on_record,
+                tol=tol, frame_epochs=frame_epochs, stop_when=close_to_target if target is not None else None)
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if standardize:
         with torch.no_grad():
@@ -448,20 +459,9 @@ def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, stand
     with torch.no_grad():  # the loss of the parameters returned (the log's last entry is before the last step)
         out = model(x)
     final_loss = criterion.per_run(out, y).cpu() if isinstance(model, Replicas) else criterion(out, y).item()
-    coefficients = model_class(model).coefficients({k: v.double().cpu() for k, v in named_tensors(model).items()})
+    coefficients = cls.coefficients({k: v.double().cpu() for k, v in named_tensors(model).items()})
     return Fit(model_name, model, optimizer, lr, epochs, standardize, log, final_loss, coefficients,
                initial, trained, mean, std)
-
-
-def fit_stop_when(model, target, within=0.01):
-    """A stop_when for train(): true once the expanded coefficients are within `within` of
-    `target`. The benchmark uses it to time how long a fit takes."""
-    cls = model_class(model)
-
-    def reached():
-        coefficients = cls.coefficients({k: v.double().cpu() for k, v in named_tensors(model).items()})
-        return bool(((coefficients - target).abs() <= within).all())
-    return reached
 
 
 # ----------------------------------------------------------------------------- analysis: the best possible fit

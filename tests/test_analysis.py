@@ -164,6 +164,7 @@ def test_frames_are_recorded_only_when_asked():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("default_both")  # one worker runs the shared one-minute fixture
 def test_model_both_prints_and_writes_both(default_both):
     folder, result = default_both
     assert result.returncode == 0, result.stderr

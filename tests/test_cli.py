@@ -42,6 +42,7 @@ def printed_coefficients(stdout, label="fitted"):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("default_both")  # one worker runs the shared one-minute fixture
 def test_default_fits_reach_the_least_squares_loss(default_both):
     """Both models at the blog's settings end within 1% of the best possible loss."""
     folder, result = default_both

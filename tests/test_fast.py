@@ -142,6 +142,7 @@ def test_tol_stops_early_and_says_so(tmp_path):
     assert metrics["stop_reason"] == "tol" and metrics["epochs_run"] < metrics["epochs"] == 1000
     assert f"stopped early at epoch {metrics['epochs_run']}" in result.stdout
     without = run_script("--model", "params", "--standardize", "--metrics", "n.json", "--no-plot", "-q", cwd=tmp_path)
+    assert without.returncode == 0
     assert json.loads((tmp_path / "n.json").read_text())["stop_reason"] == "epochs"
 
 

@@ -1,0 +1,209 @@
+"""Speed of quadratic_regression.py, each figure a ratio against a baseline timed in the same run.
+
+    python benchmarks/bench.py                 # the full benchmark, several minutes
+    python benchmarks/bench.py --quick         # a short version (the tests run it)
+
+Prints markdown tables and writes the numbers as JSON (--json, default benchmarks/results.json).
+
+1. faithful path: time per epoch of the default run (plain SGD on `params`) against the blog's own
+   loop (nn.Module, nn.MSELoss, torch.optim.SGD, zero_grad/backward/step, loss.item() every 100
+   epochs), alternating on the same data, and whether every logged loss is identical.
+2. time to fit: training seconds until the expanded coefficients are within 0.01 of least squares,
+   for each optimizer, with and without --standardize, for both models.
+3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
+4. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import quadratic_regression as qr  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- 1. faithful path
+class BlogSquareRegression(nn.Module):
+    """The blog's first model, verbatim."""
+
+    def __init__(self):
+        nn.Module.__init__(self)
+        self.a = nn.Parameter(torch.randn(1, 1), requires_grad=True)
+        self.b = nn.Parameter(torch.randn(1, 1), requires_grad=True)
+        self.c = nn.Parameter(torch.randn(1, 1), requires_grad=True)
+
+    def forward(self, x_):
+        p_ = (x_ ** 2).mm(self.a)
+        q_ = x_.mm(self.b)
+        t_ = self.c
+        return p_ + q_ + t_.expand_as(p_)
+
+
+def blog_loop(x, y, epochs):
+    """The blog's training loop; returns (seconds, the losses it logs)."""
+    model = BlogSquareRegression()
+    criterion = nn.MSELoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=2e-5)
+    logged = []
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        out = model(x)
+        loss = criterion(out, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if (epoch + 1) % 100 == 0:
+            logged.append(loss.item())
+    return time.perf_counter() - start, logged
+
+
+def script_loop(x, y, epochs):
+    """The script's default training (qr.fit with plain SGD); returns (seconds, logged losses)."""
+    model = qr.ParamQuadratic()
+    result = qr.fit(model, x, y, model_name="params", epochs=epochs)
+    return result.log.seconds, [v for e, v in result.log.history if e % 100 == 0]
+
+
+def bench_faithful(epochs, rounds):
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    after_data = torch.get_rng_state()  # both loops draw the same initial parameters from here
+    times = {blog_loop: [], script_loop: []}
+    logged = {}
+    for _ in range(rounds):  # alternate, so that drift in the machine's speed hits both alike
+        for loop in (blog_loop, script_loop):
+            torch.set_rng_state(after_data)
+            seconds, logged[loop] = loop(x, y, epochs)
+            times[loop].append(seconds / epochs)
+    blog, script = statistics.median(times[blog_loop]), statistics.median(times[script_loop])
+    return {"epochs": epochs, "rounds": rounds, "blog_us_per_epoch": blog * 1e6, "script_us_per_epoch": script * 1e6,
+            "ratio": script / blog, "identical_losses": logged[blog_loop] == logged[script_loop]}
+
+
+# ----------------------------------------------------------------------------- 2. time to fit
+def bench_time_to_fit(max_epochs):
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    after_data = torch.get_rng_state()
+    target = qr.least_squares(x, y).coefficients[0]
+    rows = []
+    for model_name in qr.MODELS:
+        for optimizer in qr.OPTIMIZERS:
+            for standardize in (False, True):
+                epochs = qr.default_epochs(optimizer, model_name, standardize)
+                capped = max_epochs is not None and epochs > max_epochs
+                epochs = min(epochs, max_epochs) if capped else epochs
+                torch.set_rng_state(after_data)
+                model = qr.make_model(model_name)
+                result = qr.fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs,
+                                record_interval=1 if epochs <= 5000 else 10, target=target)
+                rows.append({"model": model_name, "optimizer": optimizer, "standardize": standardize,
+                             "lr": result.lr, "epochs_cap": epochs, "capped_for_quick": capped,
+                             "reached": result.log.stop_reason == "target", "epochs_run": result.log.epochs_run,
+                             "seconds": result.log.seconds,
+                             "max_coefficient_error": (result.coefficients[0] - target).abs().max().item()})
+    return rows
+
+
+# ----------------------------------------------------------------------------- 3. replications
+def bench_replications(counts, epochs, model_name="linear"):
+    start = time.perf_counter()  # --runs 1 is the single-run path: the baseline
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    qr.fit(qr.make_model(model_name), x, y, model_name=model_name, epochs=epochs)
+    single = time.perf_counter() - start
+    rows = []
+    for runs in counts:
+        start = time.perf_counter()
+        x, ys, models = qr.replication_data(model_name, range(runs))
+        result = qr.fit(qr.Replicas(models), x, ys, model_name=model_name, epochs=epochs)
+        seconds = time.perf_counter() - start
+        summary = qr.summarize_replications(result, x, ys, list(range(runs)))
+        rows.append({"runs": runs, "seconds": seconds, "ratio_to_one_run": seconds / single,
+                     "succeeded": int(summary.succeeded.sum())})
+    return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
+
+
+# ----------------------------------------------------------------------------- 4. start-up
+def bench_startup(repeats):
+    def timed(args):
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, *args], capture_output=True, cwd=ROOT)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+    script = str(ROOT / "quadratic_regression.py")
+    return {"python_startup": timed(["-c", "pass"]), "help": timed([script, "--help"]),
+            "argument_error": timed([script, "--epochs", "0"]), "import_torch": timed(["-c", "import torch"])}
+
+
+# ----------------------------------------------------------------------------- report
+def markdown(report):
+    lines = []
+    f = report["faithful"]
+    lines += ["### Faithful path (default `--model params`, plain SGD)", "",
+              "| loop | µs per epoch | ratio |", "|---|---:|---:|",
+              f"| blog's loop (torch.optim.SGD) | {f['blog_us_per_epoch']:.1f} | 1.00 |",
+              f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |", "",
+              f"{f['epochs']} epochs × {f['rounds']} alternating rounds; every logged loss identical: {f['identical_losses']}", ""]
+    lines += ["### Time to fit (coefficients within 0.01 of least squares)", "",
+              "| model | optimizer | standardize | lr | epochs | seconds | reached |", "|---|---|---|---:|---:|---:|---|"]
+    for r in report["time_to_fit"]:
+        reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{', capped' if r['capped_for_quick'] else ''})"
+        lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
+                     f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} |")
+    for model_name in qr.MODELS:
+        rows = [r for r in report["time_to_fit"] if r["model"] == model_name]
+        blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
+        best = min((r for r in rows if r["reached"]), key=lambda r: r["seconds"], default=None)
+        if best:
+            lines.append(f"\n{model_name}: best {best['optimizer']}{' --standardize' if best['standardize'] else ''} "
+                         f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
+                         f"({blog['seconds'] / best['seconds']:.0f}× faster{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+    rep = report["replications"]
+    lines += ["", f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs; one run alone: {rep['single_run_seconds']:.2f} s)", "",
+              "| runs | seconds | × one run | succeeded |", "|---:|---:|---:|---:|"]
+    for r in rep["rows"]:
+        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | {r['succeeded']}/{r['runs']} |")
+    s = report["startup"]
+    lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
+              f"| python -c pass | {s['python_startup']:.3f} |", f"| quadratic_regression.py --help | {s['help']:.3f} |",
+              f"| quadratic_regression.py --epochs 0 (error) | {s['argument_error']:.3f} |",
+              f"| python -c 'import torch' (what --help avoids) | {s['import_torch']:.3f} |"]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short version: fewer epochs and runs")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the numbers")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+                          "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
+              "quick": quick}
+    report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
+    report["time_to_fit"] = bench_time_to_fit(max_epochs=5_000 if quick else None)
+    report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000], epochs=500 if quick else 20_000)
+    report["startup"] = bench_startup(repeats=2 if quick else 5)
+    print(f"machine: {report['machine']['cpus']} cores, torch {report['machine']['torch']} ({report['machine']['torch_threads']} threads), "
+          f"Python {report['machine']['python']}\n")
+    print(markdown(report))
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
