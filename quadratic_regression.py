@@ -325,7 +325,8 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
           tol=None, frame_epochs=(), stop_when=None):
     """The blog's training loop: full batch, forward, loss, zero_grad, backward, step.
 
-    Every `record_interval` epochs the loss is kept (and handed to on_record, which prints it);
+    Every `record_interval` epochs, and at a few log-spaced epochs before, the loss is kept and
+    handed to on_record (which prints it at the log interval);
     the loop stops early on an inf/NaN loss, on Ctrl-C, when `tol` is met, or when stop_when()
     says so. For a vmapped `Replicas` model the recorded loss is a tensor, one entry per run.
     """
@@ -333,6 +334,7 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
     replicated = isinstance(criterion, SummedRunLosses)
     needs_closure = isinstance(optimizer, torch.optim.LBFGS)  # L-BFGS re-evaluates the loss in its line search
     frame_epochs = set(frame_epochs)
+    early_epochs = {round(1.25**k) for k in range(40)}  # also keep a few early losses, for the log-scale plot
     log = TrainLog()
     previous = None
 
@@ -359,7 +361,7 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
             if not replicated and not math.isfinite(loss.item()):  # replicas: checked per run below
                 log.stop_reason, log.diverged_at = "diverged", epoch + 1
                 break
-            if (epoch + 1) % record_interval == 0 or epoch == 0:
+            if (epoch + 1) % record_interval == 0 or epoch + 1 in early_epochs:
                 value = criterion.per_run(out.detach(), y).cpu() if replicated else loss.item()
                 log.history.append((epoch + 1, value))
                 if replicated and not torch.isfinite(value).any():
@@ -367,13 +369,14 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
                     break
                 if on_record is not None:
                     on_record(epoch + 1, value)
-                if tol is not None and previous is not None and relative_decrease(previous, value) < tol:
-                    log.stop_reason = "tol"
-                    break
-                previous = value
                 if stop_when is not None and stop_when():
                     log.stop_reason = "target"
                     break
+                if tol is not None and (epoch + 1) % record_interval == 0:
+                    if previous is not None and relative_decrease(previous, value) < tol:
+                        log.stop_reason = "tol"
+                        break
+                    previous = value
             if epoch + 1 in frame_epochs:
                 with torch.no_grad():
                     log.frames.append((epoch + 1, model(x).detach().cpu()))
@@ -441,7 +444,7 @@ def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, stand
     cls = model_class(model)
 
     def coefficients_in_x():
-        params = {k: v.double().cpu() for k, v in named_tensors(model).items()}
+        params = {k: v.cpu().double() for k, v in named_tensors(model).items()}
         return cls.coefficients(cls.to_x_units(params, mean, std) if standardize else params)
 
     def close_to_target():
@@ -459,7 +462,7 @@ def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, stand
     with torch.no_grad():  # the loss of the parameters returned (the log's last entry is before the last step)
         out = model(x)
     final_loss = criterion.per_run(out, y).cpu() if isinstance(model, Replicas) else criterion(out, y).item()
-    coefficients = cls.coefficients({k: v.double().cpu() for k, v in named_tensors(model).items()})
+    coefficients = cls.coefficients({k: v.cpu().double() for k, v in named_tensors(model).items()})
     return Fit(model_name, model, optimizer, lr, epochs, standardize, log, final_loss, coefficients,
                initial, trained, mean, std)
 
@@ -483,7 +486,7 @@ def least_squares(x, y):
     """Least squares in float64 by torch.linalg.lstsq. y is (n, 1), or (runs, n, 1) for many
     data sets on the same x."""
     features = quadratic_features(x.cpu())
-    targets = y.double().cpu().reshape(-1, features.shape[0]).T   # (n, runs)
+    targets = y.cpu().double().reshape(-1, features.shape[0]).T   # (n, runs)
     solution = torch.linalg.lstsq(features, targets).solution      # (3, runs)
     residuals = features @ solution - targets
     n = features.shape[0]
@@ -583,7 +586,7 @@ def product_loss(theta, inputs, y):
 
 
 def product_theta(p):
-    return torch.stack([p[k].double().cpu().reshape(()) for k in
+    return torch.stack([p[k].cpu().double().reshape(()) for k in
                         ("linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias")])
 
 
@@ -618,7 +621,7 @@ def diagnose(fit_result, x, y):
         return diagnose_linear(inputs, y, fit_result.initial, fit_result.trained)
     if fit_result.optimizer != "sgd":  # the exact end point below is plain SGD's
         return diagnose_params(inputs, fit_result.lr)
-    start, end = (ParamQuadratic.coefficients({k: v.double().cpu() for k, v in p.items()})[0]
+    start, end = (ParamQuadratic.coefficients({k: v.cpu().double() for k, v in p.items()})[0]
                   for p in (fit_result.initial, fit_result.trained))
     result = diagnose_params(inputs, fit_result.lr, y, start, end, fit_result.log.epochs_run)
     if fit_result.standardize:
@@ -770,20 +773,27 @@ def plot_replications(fit_result, x, ys, summary, path, show, max_curves=200):
     left, right = fig.subplots(1, 2)
     runs = len(summary.seeds)
     grid = np.linspace(float(x.min()), float(x.max()), 400)
-    alpha = max(0.02, min(0.5, 5 / runs))
+    alpha = max(0.05, min(0.5, 10 / runs))
+    color = COLORS[fit_result.model_name]
     left.plot(x.numpy().ravel(), ys[0].numpy().ravel(), "ro", markersize=3, label=f"data of seed {summary.seeds[0]}")
-    for i, coefficients in enumerate(fit_result.coefficients[:max_curves]):
-        left.plot(grid, curve(coefficients, grid), color=COLORS[fit_result.model_name], alpha=alpha,
-                  linewidth=1, label=f"{min(runs, max_curves)} of {runs} fits" if i == 0 else None)
+    ok = summary.succeeded
+    for i, coefficients in enumerate(fit_result.coefficients[ok][:max_curves]):
+        left.plot(grid, curve(coefficients, grid), color=color, alpha=alpha, linewidth=1,
+                  label=f"{min(int(ok.sum()), max_curves)} of {int(ok.sum())} succeeded fits" if i == 0 else None)
+    for i, coefficients in enumerate(fit_result.coefficients[~ok][:max_curves]):
+        if torch.isfinite(coefficients).all():
+            left.plot(grid, curve(coefficients, grid), color="purple", alpha=0.7, linewidth=1, linestyle="--",
+                      label=f"{int((~ok).sum())} failed fits" if i == 0 else None)
     left.plot(grid, curve(TRUE_COEFFICIENTS, grid), "k--", linewidth=1, label="True: (x-4)(x-8)")
     left.set(xlabel="x", ylabel="y", title=f"model {fit_result.model_name}, {runs} runs: "
              f"{int(summary.succeeded.sum())} reached least squares")
-    left.legend()
+    for handle in left.legend().legend_handles:
+        handle.set_alpha(1)  # the faint lines, drawn solid in the legend
     epochs = [e for e, _ in fit_result.log.history]
     losses = torch.stack([v for _, v in fit_result.log.history]).double()  # (T, R)
     low, median, high = torch.nanquantile(losses, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64), dim=1)
-    right.fill_between(epochs, low.numpy(), high.numpy(), alpha=0.3, color=COLORS[fit_result.model_name], label="10-90% of runs")
-    right.plot(epochs, median.numpy(), color=COLORS[fit_result.model_name], label="median loss")
+    right.fill_between(epochs, low.numpy(), high.numpy(), alpha=0.3, color=color, label="10-90% of runs")
+    right.plot(epochs, median.numpy(), color=color, label="median loss")
     right.axhline(summary.least.loss.median().item(), color="k", linestyle="--", linewidth=1, label="median least-squares loss")
     right.set(xscale="log", yscale="log", xlabel="epoch", ylabel="MSE loss", title="Loss across runs")
     right.legend()
@@ -884,6 +894,11 @@ def print_diagnosis(fit_result, diagnosis, least, x):
         if fit_result.standardize:
             raw = diagnose_params(x, fit_result.lr)
             print(f"  (on raw x it would be {raw.condition_number:.3g}: standardizing made it {raw.condition_number / diagnosis.condition_number:.0f} times smaller)")
+        if fit_result.optimizer != "sgd":
+            print(f"  largest stable lr for plain SGD: 2/lambda_max = {diagnosis.max_stable_lr:.4g}; even just under it, plain SGD needs about "
+                  f"ln(1000)*kappa/2 = {math.log(1000) * diagnosis.condition_number / 2:.3g} epochs for a 1000-fold error reduction")
+            print(f"  (this run used {fit_result.optimizer}, whose steps are not plain SGD's: see --optimizer in the README)")
+            return
         print(f"  largest stable lr for plain SGD: 2/lambda_max = {diagnosis.max_stable_lr:.4g} (this run: {fit_result.lr:g})")
         slow = diagnosis.eigenvectors[:, 0]
         mostly = "abc"[int(slow.abs().argmax())]
@@ -907,6 +922,9 @@ def print_diagnosis(fit_result, diagnosis, least, x):
                 gaps = ", ".join(f"{diagnosis.spacing[i]:.2g}" for i in frozen)
                 print(f"  float32 stopped it there: the updates lr*dL/d({names}) = ({steps}) are under half the gap between "
                       f"adjacent float32 numbers at those values ({gaps}), so they round away and {names} no longer move")
+                since = unchanged_since(fit_result.log.history)
+                if since is not None and since < fit_result.log.epochs_run:
+                    print(f"  (the logged loss has not changed since epoch {since}: the blog's last lines repeat for the same reason)")
     else:
         ev = diagnosis.eigenvalues.tolist()
         print(f"Where the product lands: y = (w1 x + b1)(w2 x + b2) on {space}")
@@ -914,6 +932,18 @@ def print_diagnosis(fit_result, diagnosis, least, x):
         print("  at a minimum one eigenvalue is ~0: (s w1, s b1, w2/s, b2/s) draws the same curve for every s, a flat valley of solutions")
         print(f"  balance (w1^2 + b1^2) - (w2^2 + b2^2): {diagnosis.balance_start:+.4f} at the start, {diagnosis.balance_end:+.4f} at the end;")
         print("  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on")
+
+
+def unchanged_since(history):
+    """The first recorded epoch from which the loss stayed exactly at its final value."""
+    if not history:
+        return None
+    since = history[-1][0]
+    for epoch, value in reversed(history):
+        if value != history[-1][1]:
+            break
+        since = epoch
+    return since
 
 
 def print_comparison(fits, least):
@@ -948,11 +978,18 @@ def print_replications(fit_result, summary):
     failed = summary.failed_seeds
     if failed:
         print(f"  failed seeds: {', '.join(map(str, failed[:20]))}{' ...' if len(failed) > 20 else ''}")
-    print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'mean LS std. error':>20s}")
+    ok = summary.succeeded
+    spread_ok = fit_result.coefficients[ok].std(dim=0) if ok.sum() > 1 else torch.full((3,), math.nan)
     mean_se = summary.least.stderr.mean(dim=0) if summary.least.stderr is not None else torch.full((3,), math.nan)
+    print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'std (succeeded)':>17s}{'mean LS std. error':>20s}")
     for i, name in enumerate("abc"):
-        print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{summary.coefficients_mean[i]:14.4f}{summary.coefficients_std[i]:10.4f}{mean_se[i]:20.4f}")
-    print("  (a spread across runs close to the least-squares standard error is the noise in the data, not the training)")
+        print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{summary.coefficients_mean[i]:14.4f}{summary.coefficients_std[i]:10.4f}"
+              f"{spread_ok[i]:17.4f}{mean_se[i]:20.4f}")
+    if bool((summary.coefficients_std <= 1.5 * mean_se).all()):
+        print("  the spread across runs matches the least-squares standard error: it is the noise in the data, not the training")
+    else:
+        print("  the spread across runs is wider than the least-squares standard error: the training, not the data, adds it"
+              + (" (the failed runs)" if failed else ""))
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -183,5 +183,8 @@ def test_model_both_prints_and_writes_both(default_both):
     # the blog's settings leave c visibly short of least squares, and the output says which and why
     assert re.search(r"after 500000 epochs c is still 0\.\d+ from least squares", out)
     assert "float32 stopped it there" in out
+    since = int(re.search(r"the logged loss has not changed since epoch (\d+)", out)[1])
+    losses = [h[1] for h in metrics["params"]["loss_history"] if h[0] >= since]
+    assert since < 500_000 and len(set(losses)) == 1  # the blog's repeated last lines, explained
     import matplotlib.image
     assert matplotlib.image.imread(folder / "both.png").shape[1] >= 1000

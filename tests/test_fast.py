@@ -129,7 +129,7 @@ def test_runs_on_the_command_line(tmp_path):
     coefficients = np.array(rep["coefficients"])
     np.testing.assert_allclose([rep["coefficients_mean"][k] for k in "abc"], coefficients.mean(axis=0), rtol=1e-9)
     np.testing.assert_allclose([rep["coefficients_std"][k] for k in "abc"], coefficients.std(axis=0, ddof=1), rtol=1e-9)
-    mean_line = re.search(r"^\s+c\s+32\s+([-\d.]+)\s+([\d.]+)\s+([\d.]+)$", result.stdout, re.M)
+    mean_line = re.search(r"^\s+c\s+32\s+([-\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", result.stdout, re.M)
     assert float(mean_line[1]) == pytest.approx(rep["coefficients_mean"]["c"], abs=1e-4)
     import matplotlib.image
     assert matplotlib.image.imread(tmp_path / "runs.png").shape[1] >= 1000
