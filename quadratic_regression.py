@@ -487,7 +487,8 @@ def least_squares(x, y):
     data sets on the same x."""
     features = quadratic_features(x.cpu())
     targets = y.cpu().double().reshape(-1, features.shape[0]).T   # (n, runs)
-    solution = torch.linalg.lstsq(features, targets).solution      # (3, runs)
+    # gelsd (SVD): the default CPU driver, gelsy, can differ in the last bits from call to call
+    solution = torch.linalg.lstsq(features, targets, driver="gelsd").solution  # (3, runs)
     residuals = features @ solution - targets
     n = features.shape[0]
     loss = (residuals**2).mean(dim=0)
@@ -557,7 +558,7 @@ def diagnose_params(inputs, lr, y=None, start=None, end=None, epochs_run=None):
     result = ParamsDiagnosis(eigenvalues, eigenvectors, largest / smallest, 2 / largest, lr, epochs_to_converge)
     if y is not None and start is not None and end is not None:
         features, targets = quadratic_features(inputs), y.double().reshape(-1, 1).cpu()
-        optimum = torch.linalg.lstsq(features, targets).solution.reshape(3)
+        optimum = torch.linalg.lstsq(features, targets, driver="gelsd").solution.reshape(3)
         factors = (1 - lr * eigenvalues) ** epochs_run
         result.predicted = optimum + eigenvectors @ (factors * (eigenvectors.T @ (start - optimum)))
         gradient = hessian @ end - 2 / features.shape[0] * (features.T @ targets).reshape(3)
@@ -570,10 +571,14 @@ def diagnose_params(inputs, lr, y=None, start=None, end=None, epochs_run=None):
 @dataclass
 class LinearDiagnosis:
     """The product model has a valley of equivalent solutions: (s·w1, s·b1, w2/s, b2/s) gives the
-    same curve for every s, so its Hessian at a minimum is nearly singular. Gradient descent
-    (nearly) conserves balance = (w1² + b1²) - (w2² + b2²), which picks the point of the valley."""
-    eigenvalues: torch.Tensor
-    condition_number: float
+    same curve for every s, so its Hessian at a minimum has one eigenvalue near 0. The others are
+    those of the bowl in (a, b, c) seen through the product, and far better conditioned. Gradient
+    descent (nearly) conserves balance = (w1² + b1²) - (w2² + b2²), which picks the point of the
+    valley the model lands on."""
+    eigenvalues: torch.Tensor          # ascending
+    condition_number: float            # max |λ| / min |λ|, the flat direction included
+    condition_without_flat: float      # max |λ| / second smallest |λ|
+    params_eigenvalues: torch.Tensor   # the params model's Hessian on the same inputs, for comparison
     balance_start: float
     balance_end: float
 
@@ -602,9 +607,11 @@ def balance(theta):
 def diagnose_linear(inputs, y, start, end):
     """start, end: the linear model's parameters (name -> tensor) in the space it was trained in."""
     eigenvalues = torch.linalg.eigvalsh(product_hessian(product_theta(end), inputs, y))
-    magnitudes = eigenvalues.abs()
-    condition = (magnitudes.max() / magnitudes.min()).item() if magnitudes.min() > 0 else math.inf
-    return LinearDiagnosis(eigenvalues, condition, balance(product_theta(start)), balance(product_theta(end)))
+    magnitudes = eigenvalues.abs().sort().values
+    condition = (magnitudes[-1] / magnitudes[0]).item() if magnitudes[0] > 0 else math.inf
+    return LinearDiagnosis(eigenvalues, condition, (magnitudes[-1] / magnitudes[1]).item(),
+                           torch.linalg.eigvalsh(params_hessian(inputs)),
+                           balance(product_theta(start)), balance(product_theta(end)))
 
 
 def stable_lr(model_name, inputs, y, start):
@@ -860,6 +867,8 @@ def print_fit(fit_result):
         return
     print(f"fitted: y = {format_quadratic(fit_result.coefficients[0])}")
     print(f"true:   y = {format_quadratic(TRUE_COEFFICIENTS, digits=None)}")
+    if fit_result.standardize:
+        print(f"(trained on z = (x - {fit_result.mean:.4f}) / {fit_result.std:.4f}; the parameters above are rewritten for x)")
 
 
 def print_least_squares(fit_result, least):
@@ -889,7 +898,7 @@ def print_diagnosis(fit_result, diagnosis, least, x):
     space = "z = (x - mean)/std" if fit_result.standardize else "x"
     if isinstance(diagnosis, ParamsDiagnosis):
         ev = diagnosis.eigenvalues.tolist()
-        print(f"Why plain SGD takes so long: the loss in (a, b, c) is a bowl with constant Hessian (2/n) F^T F, F = [x^2, x, 1] on {space}")
+        print(f"How fast plain SGD can go: the loss in (a, b, c) is a bowl with constant Hessian (2/n) F^T F, F = [x^2, x, 1] on {space}")
         print(f"  eigenvalues {ev[2]:.4g}, {ev[1]:.4g}, {ev[0]:.4g}: condition number {diagnosis.condition_number:.3g}")
         if fit_result.standardize:
             raw = diagnose_params(x, fit_result.lr)
@@ -930,6 +939,11 @@ def print_diagnosis(fit_result, diagnosis, least, x):
         print(f"Where the product lands: y = (w1 x + b1)(w2 x + b2) on {space}")
         print(f"  Hessian at the end point: eigenvalues {', '.join(f'{v:.3g}' for v in reversed(ev))}: condition number {diagnosis.condition_number:.3g}")
         print("  at a minimum one eigenvalue is ~0: (s w1, s b1, w2/s, b2/s) draws the same curve for every s, a flat valley of solutions")
+        slowest, params_slowest = sorted(abs(v) for v in ev)[1], diagnosis.params_eigenvalues[0].item()
+        if sum(v > 0 for v in ev) >= 3:  # at (or near) the valley floor
+            print(f"  without that direction the condition number is {diagnosis.condition_without_flat:.3g} (the params model on the same data: "
+                  f"{diagnosis.params_eigenvalues[-1].item() / params_slowest:.3g}); its slowest curvature is {slowest:.3g} against {params_slowest:.3g},")
+            print(f"  so at the same lr its slowest error shrinks {slowest / params_slowest:.0f} times faster than the params model's")
         print(f"  balance (w1^2 + b1^2) - (w2^2 + b2^2): {diagnosis.balance_start:+.4f} at the start, {diagnosis.balance_end:+.4f} at the end;")
         print("  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on")
 
@@ -1028,6 +1042,7 @@ def fit_metrics(fit_result, least, diagnosis, seed):
             metrics["diagnosis"]["frozen_by_float32"] = ["abc"[i] for i in range(3) if diagnosis.steps[i] < diagnosis.spacing[i] / 2]
     elif isinstance(diagnosis, LinearDiagnosis):
         metrics["diagnosis"] = {"eigenvalues": diagnosis.eigenvalues.tolist(), "condition_number": diagnosis.condition_number,
+                                "condition_number_without_flat_direction": diagnosis.condition_without_flat,
                                 "balance_start": diagnosis.balance_start, "balance_end": diagnosis.balance_end}
     return metrics
 

@@ -126,6 +126,9 @@ def test_linear_diagnosis(tmp_path):
     eigenvalues = np.linalg.eigvalsh(hessian)
     np.testing.assert_allclose(sorted(diagnosis["eigenvalues"]), eigenvalues, rtol=1e-3, atol=1e-2)
     assert diagnosis["condition_number"] > 1e5  # the flat valley of equivalent factorizations
+    magnitudes = np.sort(np.abs(eigenvalues))
+    assert diagnosis["condition_number_without_flat_direction"] == pytest.approx(magnitudes[-1] / magnitudes[1], rel=1e-3)
+    assert diagnosis["condition_number_without_flat_direction"] < 1e3  # far better than the params bowl's 1.1e4
 
 
 def test_figure_has_fit_and_loss_panels(tmp_path):
