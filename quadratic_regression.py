@@ -38,7 +38,7 @@ DEFAULT_SEED = 0
 # Default (lr, epochs) per optimizer, with or without --standardize, per model. Plain "sgd" is
 # the blog's own setting. The others were chosen so that both models reach the least-squares
 # fit (coefficients within 0.01, loss within 0.1%) on the default data for seeds 0-9
-# (tests/test_optimizers.py checks it). With --standardize the inputs z = (x - mean)/std span
+# (tests/test_fast.py checks it). With --standardize the inputs z = (x - mean)/std span
 # about [-1.7, 1.7], the loss is well conditioned, and steps can be 10000 times larger.
 DEFAULTS = {
     ("sgd", False): {"params": (2e-5, 500_000), "linear": (2e-5, 20_000)},
@@ -316,7 +316,7 @@ class TrainLog:
     epochs_run: int = 0
     history: list = field(default_factory=list)   # (epoch, loss): a float, or a tensor of one loss per run
     frames: list = field(default_factory=list)    # (epoch, prediction at x) for --animate
-    stop_reason: str = "epochs"                   # epochs | tol | diverged | interrupted
+    stop_reason: str = "epochs"                   # epochs | tol | target | diverged | interrupted
     diverged_at: int | None = None
     seconds: float = 0.0
 
@@ -326,9 +326,9 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
     """The blog's training loop: full batch, forward, loss, zero_grad, backward, step.
 
     Every `record_interval` epochs, and at a few log-spaced epochs before, the loss is kept and
-    handed to on_record (which prints it at the log interval);
-    the loop stops early on an inf/NaN loss, on Ctrl-C, when `tol` is met, or when stop_when()
-    says so. For a vmapped `Replicas` model the recorded loss is a tensor, one entry per run.
+    handed to on_record (which prints it at the log interval). The loop stops early on an inf/NaN
+    loss, on Ctrl-C, when `tol` is met, or when stop_when() says so. For a vmapped `Replicas`
+    model the recorded loss is a tensor, one entry per run.
     """
     criterion = criterion or nn.MSELoss()
     replicated = isinstance(criterion, SummedRunLosses)
@@ -358,11 +358,14 @@ def train(model, x, y, optimizer, epochs, criterion=None, record_interval=100, o
                 optimizer.step()
             log.epochs_run = epoch + 1
 
-            if not replicated and not math.isfinite(loss.item()):  # replicas: checked per run below
-                log.stop_reason, log.diverged_at = "diverged", epoch + 1
-                break
+            if not replicated:  # replicas are checked run by run below
+                value = loss.item()
+                if not math.isfinite(value):
+                    log.stop_reason, log.diverged_at = "diverged", epoch + 1
+                    break
             if (epoch + 1) % record_interval == 0 or epoch + 1 in early_epochs:
-                value = criterion.per_run(out.detach(), y).cpu() if replicated else loss.item()
+                if replicated:
+                    value = criterion.per_run(out.detach(), y).cpu()
                 log.history.append((epoch + 1, value))
                 if replicated and not torch.isfinite(value).any():
                     log.stop_reason, log.diverged_at = "diverged", epoch + 1
@@ -456,7 +459,7 @@ def fit(model, x, y, *, model_name, optimizer="sgd", lr=None, epochs=None, stand
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if standardize:
         with torch.no_grad():
-            converted = model_class(model).to_x_units(trained, mean, std)
+            converted = cls.to_x_units(trained, mean, std)
             for name, p in model.named_parameters():
                 p.copy_(converted[name])
     with torch.no_grad():  # the loss of the parameters returned (the log's last entry is before the last step)
