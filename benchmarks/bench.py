@@ -11,7 +11,8 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 2. time to fit: training seconds until the expanded coefficients are within 0.01 of least squares,
    for each optimizer, with and without --standardize, for both models.
 3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
-4. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
+4. --animate: training time with its frames recorded against without.
+5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
 """
 import argparse
 import json
@@ -24,46 +25,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
+from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- 1. faithful path
-class BlogSquareRegression(nn.Module):
-    """The blog's first model, verbatim."""
-
-    def __init__(self):
-        nn.Module.__init__(self)
-        self.a = nn.Parameter(torch.randn(1, 1), requires_grad=True)
-        self.b = nn.Parameter(torch.randn(1, 1), requires_grad=True)
-        self.c = nn.Parameter(torch.randn(1, 1), requires_grad=True)
-
-    def forward(self, x_):
-        p_ = (x_ ** 2).mm(self.a)
-        q_ = x_.mm(self.b)
-        t_ = self.c
-        return p_ + q_ + t_.expand_as(p_)
-
-
 def blog_loop(x, y, epochs):
-    """The blog's training loop; returns (seconds, the losses it logs)."""
-    model = BlogSquareRegression()
-    criterion = nn.MSELoss()
-    optimizer = torch.optim.SGD(model.parameters(), lr=2e-5)
-    logged = []
+    """The blog's program (tests/blog_program.py, verbatim); returns (seconds, the losses it logs)."""
+    model = SquareRegression()
     start = time.perf_counter()
-    for epoch in range(epochs):
-        out = model(x)
-        loss = criterion(out, y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if (epoch + 1) % 100 == 0:
-            logged.append(loss.item())
+    _, logged = blog_training(model, x, y, epochs)
     return time.perf_counter() - start, logged
 
 
@@ -80,6 +55,8 @@ def bench_faithful(epochs, rounds):
     after_data = torch.get_rng_state()  # both loops draw the same initial parameters from here
     times = {blog_loop: [], script_loop: []}
     logged = {}
+    for loop in (blog_loop, script_loop):  # warm up: the first optimizer step imports and caches a lot
+        loop(x, y, 200)
     for _ in range(rounds):  # alternate, so that drift in the machine's speed hits both alike
         for loop in (blog_loop, script_loop):
             torch.set_rng_state(after_data)
@@ -134,7 +111,23 @@ def bench_replications(counts, epochs, model_name="linear"):
     return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
 
 
-# ----------------------------------------------------------------------------- 4. start-up
+# ----------------------------------------------------------------------------- 4. --animate's frames
+def bench_frames(epochs, rounds):
+    """Training time with the 90 animation frames recorded against without (the same run)."""
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    after_data = torch.get_rng_state()
+    times = {False: [], True: []}
+    for _ in range(rounds):
+        for record in (False, True):
+            torch.set_rng_state(after_data)
+            frames = qr.frame_epochs(epochs) if record else ()
+            times[record].append(qr.fit(qr.LinearProduct(), x, y, model_name="linear", epochs=epochs, frame_epochs=frames).log.seconds)
+    plain, recorded = statistics.median(times[False]), statistics.median(times[True])
+    return {"epochs": epochs, "rounds": rounds, "seconds_without": plain, "seconds_with": recorded, "ratio": recorded / plain}
+
+
+# ----------------------------------------------------------------------------- 5. start-up
 def bench_startup(repeats):
     def timed(args):
         times = []
@@ -176,6 +169,9 @@ def markdown(report):
               "| runs | seconds | × one run | succeeded |", "|---:|---:|---:|---:|"]
     for r in rep["rows"]:
         lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | {r['succeeded']}/{r['runs']} |")
+    a = report["frames"]
+    lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
+              f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: {a['ratio']:.3f}×"]
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
               f"| python -c pass | {s['python_startup']:.3f} |", f"| quadratic_regression.py --help | {s['help']:.3f} |",
@@ -196,6 +192,7 @@ def main(argv=None):
     report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
     report["time_to_fit"] = bench_time_to_fit(max_epochs=5_000 if quick else None)
     report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000], epochs=500 if quick else 20_000)
+    report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
     report["startup"] = bench_startup(repeats=2 if quick else 5)
     print(f"machine: {report['machine']['cpus']} cores, torch {report['machine']['torch']} ({report['machine']['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")
