@@ -1128,18 +1128,20 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def record_interval(args, epochs):
-    if args.log_interval:
-        return args.log_interval
-    return 100 if epochs >= 1000 else max(1, epochs // 10)
+def intervals(args, epochs):
+    """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
+    every `print` (0: never). By default both are the blog's 100, or a tenth of a shorter run."""
+    default = 100 if epochs >= 1000 else max(1, epochs // 10)
+    if args.log_interval is None:
+        return default, default
+    return args.log_interval or default, args.log_interval
 
 
 def run_one(args, model_name, x, y, device, frames_wanted):
-    """Build, train and analyse one model on (x, y); prints as the blog does, then the analysis."""
+    """Build and train one model on (x, y), then print its parameters as the blog does."""
     model = make_model(model_name).to(device)
     epochs = args.epochs or default_epochs(args.optimizer, model_name, args.standardize)
-    interval = record_interval(args, epochs)
-    log_interval = interval if args.log_interval is None else args.log_interval
+    interval, log_interval = intervals(args, epochs)
     progress = Progress(epochs, log_interval, args.quiet, label=model_name)
     try:
         result = fit(model, x.to(device), y.to(device), model_name=model_name, optimizer=args.optimizer, lr=args.lr,
@@ -1192,7 +1194,7 @@ def main_single(args, device):
             print(f"interrupted after {f.log.epochs_run} epochs: the parameters above are where training stopped", file=sys.stderr)
         if f.log.stop_reason == "tol":
             print(f"stopped early at epoch {f.log.epochs_run}: the loss fell by less than --tol {args.tol:g} (relative) "
-                  f"over the last {record_interval(args, f.epochs)} epochs")
+                  f"over the last {intervals(args, f.epochs)[0]} epochs")
         print_least_squares(f, least)
         diagnoses[name] = diagnose(f, x, y)
         print_diagnosis(f, diagnoses[name], least, x)
@@ -1230,8 +1232,8 @@ def main_replications(args, device):
     x, ys, models = replication_data(args.model, seeds, args.samples, args.noise, args.x_range)
     replicas = Replicas(models).to(device)
     epochs = args.epochs or default_epochs(args.optimizer, args.model, args.standardize)
-    interval = record_interval(args, epochs)
-    progress = Progress(epochs, interval if args.log_interval is None else args.log_interval, args.quiet, label=f"{args.runs} runs")
+    interval, log_interval = intervals(args, epochs)
+    progress = Progress(epochs, log_interval, args.quiet, label=f"{args.runs} runs")
     try:
         result = fit(replicas, x.to(device), ys.to(device), model_name=args.model, optimizer=args.optimizer, lr=args.lr,
                      epochs=epochs, standardize=args.standardize, record_interval=interval, on_record=progress, tol=args.tol)
