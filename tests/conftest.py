@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.font_manager  # noqa: F401  builds matplotlib's font cache now, not inside a run whose stderr a test checks
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
