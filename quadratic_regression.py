@@ -776,24 +776,24 @@ def plot_fits(fits, x, y, least, path, show):
     return fig
 
 
-def plot_replications(fit_result, x, ys, summary, path, show, max_curves=200):
-    """Every run's fit faintly, and the median loss with its 10-90% band."""
+def plot_replications(fit_result, x, ys, summary, path, show):
+    """Every run's fit faintly (failed runs dashed), and the median loss with its 10-90% band."""
     import numpy as np
+    from matplotlib.collections import LineCollection
     fig = new_figure(show, figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     runs = len(summary.seeds)
     grid = np.linspace(float(x.min()), float(x.max()), 400)
-    alpha = max(0.05, min(0.5, 10 / runs))
     color = COLORS[fit_result.model_name]
     left.plot(x.numpy().ravel(), ys[0].numpy().ravel(), "ro", markersize=3, label=f"data of seed {summary.seeds[0]}")
     ok = summary.succeeded
-    for i, coefficients in enumerate(fit_result.coefficients[ok][:max_curves]):
-        left.plot(grid, curve(coefficients, grid), color=color, alpha=alpha, linewidth=1,
-                  label=f"{min(int(ok.sum()), max_curves)} of {int(ok.sum())} succeeded fits" if i == 0 else None)
-    for i, coefficients in enumerate(fit_result.coefficients[~ok][:max_curves]):
-        if torch.isfinite(coefficients).all():
-            left.plot(grid, curve(coefficients, grid), color="purple", alpha=0.7, linewidth=1, linestyle="--",
-                      label=f"{int((~ok).sum())} failed fits" if i == 0 else None)
+    finite = torch.isfinite(fit_result.coefficients).all(dim=1)
+    for chosen, style in ((ok, dict(colors=color, alpha=max(0.03, min(0.5, 10 / runs)), label=f"{int(ok.sum())} succeeded fits")),
+                          (~ok & finite, dict(colors="purple", alpha=max(0.1, min(0.7, 20 / max(1, int((~ok).sum())))), linestyles="--",
+                                                              label=f"{int((~ok).sum())} failed fits"))):
+        if chosen.any():  # one LineCollection draws thousands of curves at the cost of one
+            curves = [np.column_stack([grid, curve(c, grid)]) for c in fit_result.coefficients[chosen]]
+            left.add_collection(LineCollection(curves, linewidths=1, **style))
     left.plot(grid, curve(TRUE_COEFFICIENTS, grid), "k--", linewidth=1, label="True: (x-4)(x-8)")
     left.set(xlabel="x", ylabel="y", title=f"model {fit_result.model_name}, {runs} runs: "
              f"{int(summary.succeeded.sum())} reached least squares")
