@@ -1137,20 +1137,22 @@ def intervals(args, epochs):
     return args.log_interval or default, args.log_interval
 
 
-def run_one(args, model_name, x, y, device, frames_wanted):
-    """Build and train one model on (x, y), then print its parameters as the blog does."""
-    model = make_model(model_name).to(device)
+def fit_with_progress(args, model, model_name, x, y, label, frames_wanted=False):
+    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
     epochs = args.epochs or default_epochs(args.optimizer, model_name, args.standardize)
     interval, log_interval = intervals(args, epochs)
-    progress = Progress(epochs, log_interval, args.quiet, label=model_name)
+    progress = Progress(epochs, log_interval, args.quiet, label=label)
     try:
-        result = fit(model, x.to(device), y.to(device), model_name=model_name, optimizer=args.optimizer, lr=args.lr,
-                     epochs=epochs, standardize=args.standardize, record_interval=interval, on_record=progress,
-                     tol=args.tol, frame_epochs=frame_epochs(epochs) if frames_wanted else ())
+        return fit(model, x, y, model_name=model_name, optimizer=args.optimizer, lr=args.lr, epochs=epochs,
+                   standardize=args.standardize, record_interval=interval, on_record=progress, tol=args.tol,
+                   frame_epochs=frame_epochs(epochs) if frames_wanted else ())
     finally:
         progress.close()
-    print_fit(result)
-    return result
+
+
+def exit_status(log):
+    """1 for a diverged run, 130 for an interrupted one (the shell's code for Ctrl-C), else 0."""
+    return {"diverged": 1, "interrupted": 130}.get(log.stop_reason, 0)
 
 
 def main(argv=None) -> int:
@@ -1182,7 +1184,9 @@ def main_single(args, device):
         if len(names) > 1:
             print(f"== model {name} ==")
         torch.set_rng_state(after_data)  # with --model both, each model starts as in its own run
-        f = run_one(args, name, x, y, device, frames_wanted=args.animate is not None)
+        f = fit_with_progress(args, make_model(name).to(device), name, x.to(device), y.to(device), label=name,
+                              frames_wanted=args.animate is not None)
+        print_fit(f)
         fits.append(f)
         if f.log.stop_reason == "diverged":
             inputs = (x - f.mean) / f.std
@@ -1222,23 +1226,13 @@ def main_single(args, device):
     if show and not args.no_plot:
         import matplotlib.pyplot as plt
         plt.show()
-    if fits[-1].log.stop_reason == "diverged":
-        return 1
-    return 130 if fits[-1].log.stop_reason == "interrupted" else 0
+    return exit_status(fits[-1].log)
 
 
 def main_replications(args, device):
     seeds = list(range(args.seed, args.seed + args.runs))
     x, ys, models = replication_data(args.model, seeds, args.samples, args.noise, args.x_range)
-    replicas = Replicas(models).to(device)
-    epochs = args.epochs or default_epochs(args.optimizer, args.model, args.standardize)
-    interval, log_interval = intervals(args, epochs)
-    progress = Progress(epochs, log_interval, args.quiet, label=f"{args.runs} runs")
-    try:
-        result = fit(replicas, x.to(device), ys.to(device), model_name=args.model, optimizer=args.optimizer, lr=args.lr,
-                     epochs=epochs, standardize=args.standardize, record_interval=interval, on_record=progress, tol=args.tol)
-    finally:
-        progress.close()
+    result = fit_with_progress(args, Replicas(models).to(device), args.model, x.to(device), ys.to(device), label=f"{args.runs} runs")
     summary = summarize_replications(result, x, ys, seeds)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":
@@ -1259,9 +1253,7 @@ def main_replications(args, device):
     if show and not args.no_plot:
         import matplotlib.pyplot as plt
         plt.show()
-    if result.log.stop_reason == "diverged":
-        return 1
-    return 130 if result.log.stop_reason == "interrupted" else 0
+    return exit_status(result.log)
 
 
 if __name__ == "__main__":
