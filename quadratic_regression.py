@@ -1257,4 +1257,8 @@ def main_replications(args, device):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into `head` and the like, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error while exiting
+        sys.exit(141)  # 128 + SIGPIPE, as a shell reports it

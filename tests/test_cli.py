@@ -132,6 +132,14 @@ def test_quiet_has_no_epoch_lines(tmp_path):
     assert "Epoch[" not in result.stdout and "linear1.weight tensor" in result.stdout
 
 
+def test_output_piped_into_head_is_no_traceback(tmp_path):
+    # 5000 epoch lines overflow the pipe after `head` has gone, so the script must meet a broken pipe
+    command = f"{sys.executable} {SCRIPT} --model linear --epochs 5000 --log-interval 1 --no-plot | head -n 2"
+    result = subprocess.run(command, shell=True, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert len(result.stdout.splitlines()) == 2
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
+
+
 def test_log_interval(tmp_path):
     result = run_script("--model", "linear", "--epochs", "500", "--log-interval", "250", "--no-plot", cwd=tmp_path)
     assert [m[1] for m in EPOCH_LINE.finditer(result.stdout)] == ["250", "500"]
