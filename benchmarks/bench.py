@@ -31,6 +31,16 @@ import torch  # noqa: E402
 from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
+from beyond_the_blog import analysis, fitting, model_registry, replications, training  # noqa: E402
+
+
+def fit(model, x, y, **options):
+    """The command line's fit: beyond_the_blog's fit around the lesson's own loop."""
+    return fitting.fit(model, x, y, train=qr.train, **options)
+
+
+def replication_data(model_name, seeds):
+    return replications.replication_data(model_name, seeds, qr.make_data)
 
 
 # ----------------------------------------------------------------------------- 1. faithful path
@@ -43,9 +53,9 @@ def blog_loop(x, y, epochs):
 
 
 def script_loop(x, y, epochs):
-    """The script's default training (qr.fit with plain SGD); returns (seconds, logged losses)."""
+    """The script's default training (fit with plain SGD); returns (seconds, logged losses)."""
     model = qr.ParamQuadratic()
-    result = qr.fit(model, x, y, model_name="params", epochs=epochs)
+    result = fit(model, x, y, model_name="params", epochs=epochs)
     return result.log.seconds, [v for e, v in result.log.history if e % 100 == 0]
 
 
@@ -72,17 +82,18 @@ def bench_time_to_fit(max_epochs):
     torch.manual_seed(0)
     x, y = qr.make_data()
     after_data = torch.get_rng_state()
-    target = qr.least_squares(x, y).coefficients[0]
+    target = analysis.least_squares(x, y).coefficients[0]
     rows = []
-    for model_name in qr.MODELS:
-        for optimizer in qr.OPTIMIZERS:
+    for model_name in model_registry.BLOG_MODELS:
+        for optimizer in model_registry.OPTIMIZERS:
             for standardize in (False, True):
-                epochs = qr.default_epochs(optimizer, model_name, standardize)
+                epochs = model_registry.default_epochs(optimizer, model_name, standardize)
                 capped = max_epochs is not None and epochs > max_epochs
                 epochs = min(epochs, max_epochs) if capped else epochs
                 torch.set_rng_state(after_data)
-                model = qr.make_model(model_name)
-                result = qr.fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs,
+                model = model_registry.make_model(model_name)
+                result = fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize,
+                             epochs=epochs,
                                 record_interval=1 if epochs <= 5000 else 10, target=target)
                 rows.append({"model": model_name, "optimizer": optimizer, "standardize": standardize,
                              "lr": result.lr, "epochs_cap": epochs, "capped_for_quick": capped,
@@ -97,15 +108,15 @@ def bench_replications(counts, epochs, model_name="linear"):
     start = time.perf_counter()  # --runs 1 is the single-run path: the baseline
     torch.manual_seed(0)
     x, y = qr.make_data()
-    qr.fit(qr.make_model(model_name), x, y, model_name=model_name, epochs=epochs)
+    fit(model_registry.make_model(model_name), x, y, model_name=model_name, epochs=epochs)
     single = time.perf_counter() - start
     rows = []
     for runs in counts:
         start = time.perf_counter()
-        x, ys, models = qr.replication_data(model_name, range(runs))
-        result = qr.fit(qr.Replicas(models), x, ys, model_name=model_name, epochs=epochs)
+        x, ys, models = replication_data(model_name, range(runs))
+        result = fit(replications.Replicas(models), x, ys, model_name=model_name, epochs=epochs)
         seconds = time.perf_counter() - start
-        summary = qr.summarize_replications(result, x, ys, list(range(runs)))
+        summary = replications.summarize_replications(result, x, ys, list(range(runs)))
         rows.append({"runs": runs, "seconds": seconds, "ratio_to_one_run": seconds / single,
                      "succeeded": int(summary.succeeded.sum())})
     return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
@@ -121,10 +132,12 @@ def bench_frames(epochs, rounds):
     for _ in range(rounds):
         for record in (False, True):
             torch.set_rng_state(after_data)
-            frames = qr.frame_epochs(epochs) if record else ()
-            times[record].append(qr.fit(qr.LinearProduct(), x, y, model_name="linear", epochs=epochs, frame_epochs=frames).log.seconds)
+            frames = training.frame_epochs(epochs) if record else ()
+            result = fit(qr.LinearProduct(), x, y, model_name="linear", epochs=epochs, frame_epochs=frames)
+            times[record].append(result.log.seconds)
     plain, recorded = statistics.median(times[False]), statistics.median(times[True])
-    return {"epochs": epochs, "rounds": rounds, "seconds_without": plain, "seconds_with": recorded, "ratio": recorded / plain}
+    return {"epochs": epochs, "rounds": rounds, "seconds_without": plain, "seconds_with": recorded,
+            "ratio": recorded / plain}
 
 
 # ----------------------------------------------------------------------------- 5. start-up
@@ -149,32 +162,40 @@ def markdown(report):
               "| loop | µs per epoch | ratio |", "|---|---:|---:|",
               f"| blog's loop (torch.optim.SGD) | {f['blog_us_per_epoch']:.1f} | 1.00 |",
               f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |", "",
-              f"{f['epochs']} epochs × {f['rounds']} alternating rounds; every logged loss identical: {f['identical_losses']}", ""]
+              f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
+              f"every logged loss identical: {f['identical_losses']}", ""]
     lines += ["### Time to fit (coefficients within 0.01 of least squares)", "",
-              "| model | optimizer | standardize | lr | epochs | seconds | reached |", "|---|---|---|---:|---:|---:|---|"]
+              "| model | optimizer | standardize | lr | epochs | seconds | reached |",
+              "|---|---|---|---:|---:|---:|---|"]
     for r in report["time_to_fit"]:
-        reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{', capped' if r['capped_for_quick'] else ''})"
+        capped = ", capped" if r["capped_for_quick"] else ""
+        reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{capped})"
         lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
                      f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} |")
-    for model_name in qr.MODELS:
+    for model_name in model_registry.BLOG_MODELS:
         rows = [r for r in report["time_to_fit"] if r["model"] == model_name]
         blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
         best = min((r for r in rows if r["reached"]), key=lambda r: r["seconds"], default=None)
         if best:
             lines.append(f"\n{model_name}: best {best['optimizer']}{' --standardize' if best['standardize'] else ''} "
                          f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
-                         f"({blog['seconds'] / best['seconds']:.0f}× faster{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+                         f"({blog['seconds'] / best['seconds']:.0f}× faster"
+                         f"{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
     rep = report["replications"]
-    lines += ["", f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs; one run alone: {rep['single_run_seconds']:.2f} s)", "",
+    lines += ["", f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs; "
+                  f"one run alone: {rep['single_run_seconds']:.2f} s)", "",
               "| runs | seconds | × one run | succeeded |", "|---:|---:|---:|---:|"]
     for r in rep["rows"]:
-        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | {r['succeeded']}/{r['runs']} |")
+        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | "
+                     f"{r['succeeded']}/{r['runs']} |")
     a = report["frames"]
     lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
-              f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: {a['ratio']:.3f}×"]
+              f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
+              f"{a['ratio']:.3f}×"]
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
-              f"| python -c pass | {s['python_startup']:.3f} |", f"| quadratic_regression.py --help | {s['help']:.3f} |",
+              f"| python -c pass | {s['python_startup']:.3f} |",
+              f"| quadratic_regression.py --help | {s['help']:.3f} |",
               f"| quadratic_regression.py --epochs 0 (error) | {s['argument_error']:.3f} |",
               f"| python -c 'import torch' (what --help avoids) | {s['import_torch']:.3f} |"]
     return "\n".join(lines)
@@ -186,15 +207,18 @@ def main(argv=None):
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the numbers")
     args = parser.parse_args(argv)
     quick = args.quick
-    report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+    report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                          "python": platform.python_version(),
                           "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
               "quick": quick}
     report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
     report["time_to_fit"] = bench_time_to_fit(max_epochs=5_000 if quick else None)
-    report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000], epochs=500 if quick else 20_000)
+    report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
+                                                epochs=500 if quick else 20_000)
     report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
     report["startup"] = bench_startup(repeats=2 if quick else 5)
-    print(f"machine: {report['machine']['cpus']} cores, torch {report['machine']['torch']} ({report['machine']['torch_threads']} threads), "
+    machine = report["machine"]
+    print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")
     print(markdown(report))
     with open(args.json, "w") as f:

@@ -26,6 +26,20 @@ def run_script(*args, cwd, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def fit(model, x, y, **options):
+    """beyond_the_blog.fitting.fit with the lesson's own training loop, as the command line runs it."""
+    import quadratic_regression as qr
+    from beyond_the_blog import fitting
+    return fitting.fit(model, x, y, train=qr.train, **options)
+
+
+def replication_data(model_name, seeds, **options):
+    """Data and initial models for each seed, drawn with the lesson's make_data."""
+    import quadratic_regression as qr
+    from beyond_the_blog import replications
+    return replications.replication_data(model_name, seeds, qr.make_data, **options)
+
+
 def blog_run(model_name, seed, epochs, lr=2e-5):
     """The blog's program (blog_program.py, as the post has it) with torch.manual_seed(seed) put
     at its top.

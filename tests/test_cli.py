@@ -115,7 +115,8 @@ def test_params_run_prints_the_blogs_lines_then_the_expansion(tmp_path):
 
 
 def test_same_seed_same_output(tmp_path):
-    runs = [run_script("--model", "linear", "--epochs", "3000", "--seed", "5", "--metrics", f"m{i}.json", "--no-plot", cwd=tmp_path)
+    runs = [run_script("--model", "linear", "--epochs", "3000", "--seed", "5", "--metrics", f"m{i}.json", "--no-plot",
+                       cwd=tmp_path)
             for i in range(2)]
     assert runs[0].stdout.replace("m0.json", "") == runs[1].stdout.replace("m1.json", "")
     metrics = [json.loads((tmp_path / f"m{i}.json").read_text()) for i in range(2)]
@@ -135,7 +136,8 @@ def test_quiet_has_no_epoch_lines(tmp_path):
 def test_output_piped_into_head_is_no_traceback(tmp_path):
     # 5000 epoch lines overflow the pipe after `head` has gone, so the script must meet a broken pipe
     command = f"{sys.executable} {SCRIPT} --model linear --epochs 5000 --log-interval 1 --no-plot | head -n 2"
-    result = subprocess.run(command, shell=True, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, shell=True, cwd=tmp_path, env=clean_env(), capture_output=True, text=True,
+                            timeout=120)
     assert len(result.stdout.splitlines()) == 2
     assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
 
@@ -200,7 +202,8 @@ def test_missing_device_is_refused_before_training(tmp_path):
     result = run_script("--device", "cuda", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stdout == ""
-    assert result.stderr.strip() == "quadratic_regression.py: error: --device cuda: not available on this machine (see --help)"
+    assert result.stderr.strip() == ("quadratic_regression.py: error: --device cuda: not available on this machine "
+                                     "(see --help)")
 
 
 def test_errors_and_help_come_before_torch_is_imported(tmp_path):
@@ -240,7 +243,8 @@ def test_divergence_stops_at_once_and_names_a_stable_lr(tmp_path):
 
 
 def test_ctrl_c_keeps_what_was_learnt(tmp_path):
-    process = subprocess.Popen([sys.executable, str(SCRIPT), "--model", "params", "--metrics", "m.json", "--plot", "c.png"],
+    command = [sys.executable, str(SCRIPT), "--model", "params", "--metrics", "m.json", "--plot", "c.png"]
+    process = subprocess.Popen(command,
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = process.stdout.readline()  # training has started once the first epoch line is out
     assert first.startswith("Epoch[100/500000]")

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, run_script
+from conftest import ROOT, fit, replication_data, run_script
 
 import quadratic_regression as qr
+from beyond_the_blog import model_registry, replications
 
 SEEDS = list(range(10))
 
@@ -27,15 +28,18 @@ def check_reaches_least_squares(x, ys, coefficients, final_losses):
         assert final_losses[r] <= floor * 1.001, (r, final_losses[r], floor)
 
 
-VECTORIZABLE = [(opt, std) for opt in ("sgd", "momentum", "adam") for std in (False, True) if (opt, std) != ("sgd", False)]
+VECTORIZABLE = [(opt, std) for opt in ("sgd", "momentum", "adam") for std in (False, True)
+                if (opt, std) != ("sgd", False)]
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
-@pytest.mark.parametrize("optimizer,standardize", VECTORIZABLE, ids=[f"{o}{'-std' if s else ''}" for o, s in VECTORIZABLE])
+@pytest.mark.parametrize("optimizer,standardize", VECTORIZABLE,
+                         ids=[f"{o}{'-std' if s else ''}" for o, s in VECTORIZABLE])
 def test_optimizer_defaults_reach_least_squares_for_seeds_0_to_9(model_name, optimizer, standardize):
-    x, ys, models = qr.replication_data(model_name, SEEDS)
-    result = qr.fit(qr.Replicas(models), x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize)
-    assert result.log.epochs_run == qr.default_epochs(optimizer, model_name, standardize)
+    x, ys, models = replication_data(model_name, SEEDS)
+    result = fit(replications.Replicas(models), x, ys, model_name=model_name, optimizer=optimizer,
+                 standardize=standardize)
+    assert result.log.epochs_run == model_registry.default_epochs(optimizer, model_name, standardize)
     check_reaches_least_squares(x, ys, result.coefficients.numpy(), result.final_loss.numpy())
 
 
@@ -46,7 +50,8 @@ def test_lbfgs_defaults_reach_least_squares_for_seeds_0_to_9(model_name, standar
     for seed in SEEDS:
         torch.manual_seed(seed)
         x, y = qr.make_data()
-        result = qr.fit(qr.make_model(model_name), x, y, model_name=model_name, optimizer="lbfgs", standardize=standardize)
+        result = fit(model_registry.make_model(model_name), x, y, model_name=model_name, optimizer="lbfgs",
+                     standardize=standardize)
         coefficients.append(result.coefficients[0].numpy())
         losses.append(result.final_loss)
         ys.append(y)
@@ -54,18 +59,18 @@ def test_lbfgs_defaults_reach_least_squares_for_seeds_0_to_9(model_name, standar
 
 
 def test_sgd_standardized_needs_at_most_1000_epochs():
-    assert all(qr.default_epochs("sgd", m, True) <= 1000 for m in qr.MODELS)
+    assert all(model_registry.default_epochs("sgd", m, True) <= 1000 for m in model_registry.BLOG_MODELS)
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 def test_standardize_reports_in_x_units(model_name):
     torch.manual_seed(1)
     x, y = qr.make_data()
-    result = qr.fit(qr.make_model(model_name), x, y, model_name=model_name, standardize=True)
-    assert result.lr == qr.default_lr("sgd", model_name, True) > 1e-3  # an lr that suits z, not the blog's
+    result = fit(model_registry.make_model(model_name), x, y, model_name=model_name, standardize=True)
+    assert result.lr == model_registry.default_lr("sgd", model_name, True) > 1e-3  # an lr that suits z, not the blog's
     np.testing.assert_allclose(result.coefficients[0].numpy(), polyfit(x, y), atol=0.01)
     # the model returned predicts on x what the trained model predicted on z
-    trained = qr.make_model(model_name)
+    trained = model_registry.make_model(model_name)
     trained.load_state_dict({k: v.reshape(p.shape) for (k, v), p in zip(result.trained.items(), trained.parameters())})
     z = (x - x.mean()) / x.std()
     torch.testing.assert_close(result.model(x), trained(z), rtol=1e-4, atol=1e-3)
@@ -89,14 +94,15 @@ REPLICATION_CASES = [("params", "sgd", False, 3000), ("linear", "sgd", False, 30
 @pytest.mark.parametrize("model_name,optimizer,standardize,epochs", REPLICATION_CASES)
 def test_replication_equals_its_single_run(model_name, optimizer, standardize, epochs):
     seed, runs = 5, 4
-    x, ys, models = qr.replication_data(model_name, range(seed, seed + runs))
-    replicas = qr.Replicas(models)
+    x, ys, models = replication_data(model_name, range(seed, seed + runs))
+    replicas = replications.Replicas(models)
     assert all(p.shape[0] == runs for p in replicas.parameters())  # one tensor per parameter, a leading run axis
-    together = qr.fit(replicas, x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs)
+    together = fit(replicas, x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs)
     for r in range(runs):
         torch.manual_seed(seed + r)
         x1, y1 = qr.make_data()
-        alone = qr.fit(qr.make_model(model_name), x1, y1, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs)
+        alone = fit(model_registry.make_model(model_name), x1, y1, model_name=model_name, optimizer=optimizer,
+                    standardize=standardize, epochs=epochs)
         assert together.final_loss[r].item() == pytest.approx(alone.final_loss, rel=1e-5)
         for name, value in alone.parameters.items():
             torch.testing.assert_close(together.parameters[name][r], value, rtol=1e-5, atol=1e-5)
@@ -105,12 +111,12 @@ def test_replication_equals_its_single_run(model_name, optimizer, standardize, e
 def test_success_count_sees_a_stuck_run():
     """All four parameters at 0 is a stationary point of the product model: that run must fail."""
     seeds = list(range(20, 26))
-    x, ys, models = qr.replication_data("linear", seeds)
+    x, ys, models = replication_data("linear", seeds)
     with torch.no_grad():
         for p in models[2].parameters():
             p.zero_()
-    result = qr.fit(qr.Replicas(models), x, ys, model_name="linear", standardize=True)
-    summary = qr.summarize_replications(result, x, ys, seeds)
+    result = fit(replications.Replicas(models), x, ys, model_name="linear", standardize=True)
+    summary = replications.summarize_replications(result, x, ys, seeds)
     assert summary.succeeded.tolist() == [True, True, False, True, True, True]
     assert summary.failed_seeds == [22]
     assert result.coefficients[2].abs().max().item() == 0.0  # it never moved
@@ -136,7 +142,8 @@ def test_runs_on_the_command_line(tmp_path):
 
 
 def test_tol_stops_early_and_says_so(tmp_path):
-    result = run_script("--model", "params", "--standardize", "--tol", "1e-6", "--metrics", "m.json", "--no-plot", cwd=tmp_path)
+    result = run_script("--model", "params", "--standardize", "--tol", "1e-6", "--metrics", "m.json", "--no-plot",
+                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["stop_reason"] == "tol" and metrics["epochs_run"] < metrics["epochs"] == 1000
@@ -147,8 +154,9 @@ def test_tol_stops_early_and_says_so(tmp_path):
 
 
 def test_tol_with_replications():
-    x, ys, models = qr.replication_data("linear", range(4))
-    result = qr.fit(qr.Replicas(models), x, ys, model_name="linear", standardize=True, tol=1e-7, record_interval=10)
+    x, ys, models = replication_data("linear", range(4))
+    result = fit(replications.Replicas(models), x, ys, model_name="linear", standardize=True, tol=1e-7,
+                 record_interval=10)
     assert result.log.stop_reason == "tol" and result.log.epochs_run < 1000
 
 

@@ -3,9 +3,10 @@ import re
 
 import pytest
 import torch
-from conftest import blog_run, run_script
+from conftest import blog_run, fit, run_script
 
 import quadratic_regression as qr
+from beyond_the_blog import fitting, model_registry, training
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
@@ -16,8 +17,8 @@ def test_fit_matches_blog_loop_loss_for_loss(model_name):
     torch.manual_seed(seed)
     x, y = qr.make_data()
     assert torch.equal(x, bx) and torch.equal(y, by)  # noise drawn first, exactly as the blog
-    model = qr.make_model(model_name)
-    result = qr.fit(model, x, y, model_name=model_name, epochs=epochs)
+    model = model_registry.make_model(model_name)
+    result = fit(model, x, y, model_name=model_name, epochs=epochs)
 
     ours = [v for e, v in result.log.history if e % 100 == 0]
     assert len(ours) == len(blog_losses) == epochs // 100
@@ -41,7 +42,7 @@ def test_printed_lines_are_the_blogs(model_name, tmp_path):
 def test_plain_sgd_is_torch_sgd_bit_for_bit():
     """PlainSGD, the default optimizer, computes exactly what torch.optim.SGD computes."""
     finals = []
-    for make in (lambda p: qr.PlainSGD(p, 2e-5), lambda p: torch.optim.SGD(p, lr=2e-5)):
+    for make in (lambda p: training.PlainSGD(p, 2e-5), lambda p: torch.optim.SGD(p, lr=2e-5)):
         torch.manual_seed(0)
         x, y = qr.make_data()
         model = qr.ParamQuadratic()
@@ -60,7 +61,7 @@ def test_models_state_their_formula():
     w1, b1 = linear.linear1.weight.item(), linear.linear1.bias.item()
     w2, b2 = linear.linear2.weight.item(), linear.linear2.bias.item()
     torch.testing.assert_close(linear(x), (w1 * x + b1) * (w2 * x + b2))
-    expanded = qr.LinearProduct.coefficients(qr.named_tensors(linear))[0]
+    expanded = qr.LinearProduct.coefficients(fitting.named_tensors(linear))[0]
     torch.testing.assert_close(expanded, torch.tensor([w1 * w2, w1 * b2 + w2 * b1, b1 * b2]), rtol=1e-6, atol=1e-6)
     assert "a·x² + b·x + c" in qr.ParamQuadratic.__doc__
     assert "(w1·x + b1)(w2·x + b2)" in qr.LinearProduct.__doc__

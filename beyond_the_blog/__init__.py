@@ -1,0 +1,16 @@
+"""Everything beyond the blog, one module per concern, for the lesson in quadratic_regression.py.
+
+In reading order:
+    command_line    the options, their checks, the settings resolved once (torch-free)
+    model_registry  the models --model knows, with their defaults and colours (torch-free)
+    training        what hooks into the lesson's loop: optimizers, the monitor, Ctrl-C, progress
+    fitting         one fit, start to end: standardize, train, report in x's units
+    analysis        least squares, t quantiles, each model's diagnosis, the largest stable lr
+    replications    many runs at once, vectorized with torch.func
+    plots           the figures and the GIF
+    explanations    the printed prose of each diagnosis
+    report          printed tables and the metrics JSON
+    runner          a whole run, start to end, as the command line asks
+
+The package never imports the script: the runner is handed the lesson's pieces.
+"""

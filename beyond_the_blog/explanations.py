@@ -1,0 +1,104 @@
+"""The printed explanations of each model's diagnosis: why plain SGD needs 500000 epochs on
+`params`, and where the product lands on `linear`. Each explainer returns the lines to print."""
+import math
+
+from .analysis import LinearDiagnosis, ParamsDiagnosis
+
+
+def explain(diagnosis, fit, least):
+    """The lines that explain `diagnosis` (a model's diagnosis of `fit`), or none for an unknown kind."""
+    explainer = EXPLAINERS.get(type(diagnosis))
+    return explainer(diagnosis, fit, least) if explainer else []
+
+
+def explain_params(diagnosis, fit, least):
+    space = "z = (x - mean)/std" if fit.standardize else "x"
+    ev = diagnosis.eigenvalues.tolist()
+    lines = ["How fast plain SGD can go: the loss in (a, b, c) is a bowl with constant Hessian (2/n) F^T F, "
+             f"F = [x^2, x, 1] on {space}",
+             f"  eigenvalues {ev[2]:.4g}, {ev[1]:.4g}, {ev[0]:.4g}: condition number {diagnosis.condition_number:.3g}"]
+    if diagnosis.raw_condition_number is not None:
+        raw = diagnosis.raw_condition_number
+        lines.append(f"  (on raw x it would be {raw:.3g}: standardizing made it "
+                     f"{raw / diagnosis.condition_number:.0f} times smaller)")
+    if fit.optimizer != "sgd":
+        epochs = math.log(1000) * diagnosis.condition_number / 2
+        return lines + [
+            f"  largest stable lr for plain SGD: 2/lambda_max = {diagnosis.max_stable_lr:.4g}; even just under it, "
+            f"plain SGD needs about ln(1000)*kappa/2 = {epochs:.3g} epochs for a 1000-fold error reduction",
+            f"  (this run used {fit.optimizer}, whose steps are not plain SGD's: see --optimizer in the README)"]
+    lines.append(f"  largest stable lr for plain SGD: 2/lambda_max = {diagnosis.max_stable_lr:.4g} "
+                 f"(this run: {fit.lr:g})")
+    slow = diagnosis.eigenvectors[:, 0]
+    lines.append(f"  the slowest direction (mostly {'abc'[int(slow.abs().argmax())]}: "
+                 f"{', '.join(f'{v:+.3f}' for v in slow.tolist())}) shrinks by "
+                 f"1 - lr*lambda_min = {1 - fit.lr * ev[0]:.6g} per epoch: a 1000-fold error reduction takes "
+                 f"{diagnosis.epochs_to_converge:.3g} epochs")
+    return lines + explain_params_end(diagnosis, fit, least)
+
+
+def explain_params_end(diagnosis, fit, least):
+    """Where plain SGD stopped: the coefficient furthest from least squares, and why it stopped there."""
+    error = (fit.coefficients[0] - least.coefficients[0]).abs()
+    worst = int(error.argmax())
+    others = ", ".join(f"{n} {error[i]:.4f}" for i, n in enumerate("abc") if i != worst)
+    epochs = fit.log.epochs_run
+    if error[worst] < 5e-4:
+        return [f"  after {epochs} epochs every coefficient is within 5e-4 of least squares"]
+    lines = [f"  after {epochs} epochs {'abc'[worst]} is still {error[worst]:.4f} from least squares ({others})"]
+    if diagnosis.predicted is None:
+        return lines
+    predicted = (diagnosis.predicted - least.coefficients[0]).abs()
+    lines.append("  in exact arithmetic, theta_k - theta* = (I - lr H)^k (theta_0 - theta*) puts "
+                 f"{'abc'[worst]} {predicted[worst]:.4f} away")
+    frozen = diagnosis.frozen
+    if not frozen:
+        return lines
+    names = ", ".join("abc"[i] for i in frozen)
+    steps = ", ".join(f"{diagnosis.steps[i]:.2g}" for i in frozen)
+    gaps = ", ".join(f"{diagnosis.spacing[i]:.2g}" for i in frozen)
+    lines.append(f"  float32 stopped it there: the updates lr*dL/d({names}) = ({steps}) are under half the gap "
+                 f"between adjacent float32 numbers at those values ({gaps}), so they round away and {names} "
+                 "no longer move")
+    since = unchanged_since(fit.log.history)
+    if since is not None and since < epochs:
+        lines.append(f"  (the logged loss has not changed since epoch {since}: the blog's last lines repeat "
+                     "for the same reason)")
+    return lines
+
+
+def unchanged_since(history):
+    """The first recorded epoch from which the loss stayed exactly at its final value."""
+    if not history:
+        return None
+    since = history[-1][0]
+    for epoch, value in reversed(history):
+        if value != history[-1][1]:
+            break
+        since = epoch
+    return since
+
+
+def explain_linear(diagnosis, fit, least):
+    space = "z = (x - mean)/std" if fit.standardize else "x"
+    ev = diagnosis.eigenvalues.tolist()
+    lines = [f"Where the product lands: y = (w1 x + b1)(w2 x + b2) on {space}",
+             f"  Hessian at the end point: eigenvalues {', '.join(f'{v:.3g}' for v in reversed(ev))}: "
+             f"condition number {diagnosis.condition_number:.3g}",
+             "  at a minimum one eigenvalue is ~0: (s w1, s b1, w2/s, b2/s) draws the same curve for every s, "
+             "a flat valley of solutions"]
+    slowest, params_slowest = sorted(abs(v) for v in ev)[1], diagnosis.params_eigenvalues[0].item()
+    if sum(v > 0 for v in ev) >= 3:  # at (or near) the valley floor
+        params_condition = diagnosis.params_eigenvalues[-1].item() / params_slowest
+        lines += [f"  without that direction the condition number is {diagnosis.condition_without_flat:.3g} "
+                  f"(the params model on the same data: {params_condition:.3g}); its slowest curvature is "
+                  f"{slowest:.3g} against {params_slowest:.3g},",
+                  f"  so at the same lr its slowest error shrinks {slowest / params_slowest:.0f} times faster "
+                  "than the params model's"]
+    return lines + [
+        f"  balance (w1^2 + b1^2) - (w2^2 + b2^2): {diagnosis.balance_start:+.4f} at the start, "
+        f"{diagnosis.balance_end:+.4f} at the end;",
+        "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"]
+
+
+EXPLAINERS = {ParamsDiagnosis: explain_params, LinearDiagnosis: explain_linear}

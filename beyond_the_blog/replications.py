@@ -1,0 +1,80 @@
+"""Many runs at once: R copies of a model trained as one vectorized computation (torch.func)."""
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .analysis import LeastSquares, least_squares
+from .model_registry import make_model
+
+
+class Replicas(nn.Module):
+    """R copies of one model trained as one: every parameter gains a leading run axis
+    (torch.func.stack_module_state) and torch.func.vmap maps the model's own forward over it.
+    Plain SGD, momentum and Adam update each entry on its own, so run r trains exactly as if alone."""
+
+    def __init__(self, models):
+        super().__init__()
+        stacked, _ = torch.func.stack_module_state(models)
+        self.names = list(stacked)
+        self.stacked = nn.ParameterList(nn.Parameter(t) for t in stacked.values())
+        self.model_class = type(models[0])
+        self.template = [copy.deepcopy(models[0]).to("meta")]  # a shape-only model; in a list, so not a submodule
+        self.criterion = SummedRunLosses()  # what fit() trains replicas on: each run's loss, summed
+
+    def named_parameters(self, *args, **kwargs):
+        return zip(self.names, self.stacked)
+
+    def forward(self, x):
+        def one_run(params, x):
+            return torch.func.functional_call(self.template[0], dict(zip(self.names, params)), (x,))
+        return torch.func.vmap(one_run, in_dims=(0, None))(tuple(self.stacked), x)
+
+
+class SummedRunLosses(nn.Module):
+    """The sum over runs of each run's MSE, for (R, n, 1) predictions and targets. Its gradient
+    with respect to run r's parameters is run r's own gradient: the runs stay independent."""
+
+    def forward(self, out, target):
+        return self.per_run(out, target).sum()
+
+    @staticmethod
+    def per_run(out, target):
+        return ((out - target) ** 2).mean(dim=(1, 2))
+
+
+def replication_data(model_name, seeds, make_data, samples=100, noise=1.0, x_range=(-2.0, 12.0)):
+    """Data and initial models for each seed, each drawn exactly as a single run with that seed
+    (make_data is the lesson's)."""
+    ys, models = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        x, y = make_data(samples, noise, x_range)
+        ys.append(y)
+        models.append(make_model(model_name))
+    return x, torch.stack(ys), models
+
+
+@dataclass
+class ReplicationSummary:
+    seeds: list
+    succeeded: torch.Tensor          # (R,) bool: final loss within 1% of the run's own least squares
+    least: LeastSquares
+    coefficients_mean: torch.Tensor
+    coefficients_std: torch.Tensor
+
+    @property
+    def failed_seeds(self):
+        return [s for s, ok in zip(self.seeds, self.succeeded.tolist()) if not ok]
+
+
+def summarize_replications(fit_result, x, ys, seeds):
+    least = least_squares(x, ys)
+    final = fit_result.final_loss.double()
+    # 1% above the run's own optimum; the small absolute term lets noise-free data (optimum 0) succeed
+    floor = 1e-6 * (ys.double() ** 2).mean().item()
+    succeeded = torch.isfinite(final) & (final <= 1.01 * least.loss + floor)
+    coefficients = fit_result.coefficients
+    return ReplicationSummary(list(seeds), succeeded, least, coefficients.nanmean(dim=0),
+                              coefficients.std(dim=0) if len(seeds) > 1 else torch.zeros(3))

@@ -1,0 +1,204 @@
+"""What hooks into the lesson's training loop from outside: optimizers, the monitor that logs,
+records and stops it, Ctrl-C, and the progress bar.
+
+The loop itself is `train` in quadratic_regression.py: forward, loss, zero_grad, backward, step,
+then `monitor(epoch, loss, out)`, which returns True to stop.
+"""
+import math
+import signal
+import sys
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+
+EARLY_EPOCHS = {round(1.25**k) for k in range(40)}  # a few early losses too, for the log-scale plot
+
+
+class PlainSGD:
+    """θ ← θ − lr·∇θ: the update of torch.optim.SGD (no momentum), written out.
+
+    torch.optim.SGD computes exactly these numbers (tests/test_fidelity.py checks it bit for
+    bit), but each of its step() and zero_grad() calls also runs hooks and profiler bookkeeping
+    that cost more than the arithmetic on three numbers: written out, the blog's 500000 epochs
+    take about half the time.
+    """
+
+    def __init__(self, params, lr):
+        self.params = list(params)
+        self.lr = lr
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for p in self.params:
+            p.add_(p.grad, alpha=-self.lr)
+
+
+class LBFGSEpoch:
+    """One L-BFGS step (up to 20 iterations with a line search) per epoch, behind the blog's
+    zero_grad/backward/step. Its line search evaluates the loss itself, so step() hands it a
+    closure; the closure's first loss is the one the loop just computed, bit for bit."""
+
+    def __init__(self, params, lr, loss_of_model):
+        self.lbfgs = torch.optim.LBFGS(params, lr=lr, max_iter=20, line_search_fn="strong_wolfe",
+                                       tolerance_grad=1e-9, tolerance_change=1e-12)
+        self.loss_of_model = loss_of_model
+
+    def zero_grad(self):
+        self.lbfgs.zero_grad()
+
+    def step(self):
+        def closure():
+            self.lbfgs.zero_grad()
+            loss = self.loss_of_model()
+            loss.backward()
+            return loss
+        return self.lbfgs.step(closure)
+
+
+def make_optimizer(name, params, lr, loss_of_model=None):
+    """loss_of_model() recomputes the loss: L-BFGS needs it for its line search."""
+    if name == "sgd":
+        return PlainSGD(params, lr)
+    if name == "momentum":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "lbfgs":
+        return LBFGSEpoch(params, lr, loss_of_model)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+@contextmanager
+def ctrl_c_ends_training():
+    """While training, Ctrl-C ends the loop after the current epoch instead of killing the
+    program, so the parameters reached are still printed, plotted and saved."""
+    pressed = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    except ValueError:  # not the main thread: Ctrl-C keeps its usual meaning
+        previous = None
+    try:
+        yield pressed
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class TrainLog:
+    """What the monitor saw: the loss at every recorded epoch, why training stopped, how long it took."""
+    epochs_run: int = 0
+    history: list = field(default_factory=list)  # (epoch, loss): a float, or a tensor of one loss per run
+    frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
+    stop_reason: str = "epochs"                  # epochs | tol | target | diverged | interrupted
+    diverged_at: int | None = None
+    seconds: float = 0.0
+
+
+class Monitor:
+    """Called by the training loop after every step as monitor(epoch, loss, out); returns True to stop.
+
+    Every `record_interval` epochs, and at a few log-spaced epochs before, it keeps the loss and
+    hands it to on_record (which prints it at the log interval). It stops on an inf/NaN loss, on
+    Ctrl-C (`ctrl_c` fills up), when `tol` is met or when stop_when() says so. For replicated runs
+    (a criterion with per_run) the recorded loss is a tensor, one entry per run.
+    """
+
+    def __init__(self, model, inputs, y, criterion, record_interval=100, on_record=None, tol=None,
+                 frame_epochs=(), stop_when=None):
+        self.model, self.inputs, self.y = model, inputs, y
+        self.per_run = getattr(criterion, "per_run", None)
+        self.record_interval, self.on_record, self.tol = record_interval, on_record, tol
+        self.frame_epochs, self.stop_when = set(frame_epochs), stop_when
+        self.log, self.ctrl_c, self.previous = TrainLog(), [], None
+
+    def stop(self, reason, diverged_at=None):
+        self.log.stop_reason, self.log.diverged_at = reason, diverged_at
+        return True
+
+    def __call__(self, epoch, loss, out):
+        self.log.epochs_run = epoch
+        if self.per_run is None:  # replicated runs are checked run by run below
+            value = loss.item()
+            if not math.isfinite(value):
+                return self.stop("diverged", epoch)
+        if epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS:
+            if self.per_run is not None:
+                value = self.per_run(out.detach(), self.y).cpu()
+            if self.record(epoch, value):
+                return True
+        if epoch in self.frame_epochs:
+            with torch.no_grad():
+                self.log.frames.append((epoch, self.model(self.inputs).detach().cpu()))
+        return bool(self.ctrl_c) and self.stop("interrupted")
+
+    def record(self, epoch, value):
+        self.log.history.append((epoch, value))
+        if self.per_run is not None and not torch.isfinite(value).any():
+            return self.stop("diverged", epoch)
+        if self.on_record is not None:
+            self.on_record(epoch, value)
+        if self.stop_when is not None and self.stop_when():
+            return self.stop("target")
+        if self.tol is not None and epoch % self.record_interval == 0:
+            if self.previous is not None and relative_decrease(self.previous, value) < self.tol:
+                return self.stop("tol")
+            self.previous = value
+        return False
+
+
+def relative_decrease(before, after):
+    """(before - after) / before; for a tensor of runs, the largest, so all runs must have settled."""
+    if isinstance(after, torch.Tensor):
+        finite = torch.isfinite(after) & torch.isfinite(before)
+        if not finite.any():
+            return 0.0
+        return ((before - after) / before)[finite].max().item()
+    return (before - after) / before if before > 0 else 0.0
+
+
+def frame_epochs(epochs, frames=90):
+    """`frames` distinct epochs from 1 to `epochs`, spaced logarithmically (all of them if fewer)."""
+    chosen = []
+    for i in range(min(frames, epochs)):
+        target = round(epochs ** (i / (min(frames, epochs) - 1))) if min(frames, epochs) > 1 else 1
+        chosen.append(max(target, chosen[-1] + 1 if chosen else 1))
+    return chosen
+
+
+class Progress:
+    """Prints the epoch lines with the lesson's print_epoch; on a terminal also a tqdm bar (rate,
+    ETA) that the lines are written around, so neither garbles the other."""
+
+    def __init__(self, epochs, log_interval, quiet, print_epoch, label=None):
+        self.epochs, self.log_interval, self.quiet = epochs, log_interval, quiet
+        self.print_epoch = print_epoch
+        self.bar = None
+        self.done = 0
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=epochs, unit="epoch", desc=label, dynamic_ncols=True, leave=False)
+
+    def __call__(self, epoch, loss):
+        if self.bar is not None:
+            self.bar.update(epoch - self.done)
+            self.done = epoch
+        if self.quiet or not self.log_interval or epoch % self.log_interval:
+            return
+        with self.bar.external_write_mode(file=sys.stdout) if self.bar is not None else nullcontext():
+            if isinstance(loss, torch.Tensor):
+                print(f"Epoch[{epoch}/{self.epochs}], loss:{loss.nanmedian().item():.6f} "
+                      f"(median of {loss.numel()} runs)")
+            else:
+                self.print_epoch(epoch, self.epochs, loss)
+            sys.stdout.flush()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
