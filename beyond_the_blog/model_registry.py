@@ -33,7 +33,7 @@ MODELS = {
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
     "linear": ModelSettings("tab:orange", defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
-        ("adam", False): (0.05, 3_000), ("lbfgs", False): (0.5, 50),
+        ("adam", False): (0.02, 3_000), ("lbfgs", False): (0.5, 50),
         ("sgd", True): (0.01, 1_000), ("momentum", True): (0.005, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
 }
