@@ -14,7 +14,12 @@ beyond_the_blog/ beside it, which hooks into the loop below without changing it.
 """
 import sys
 
-from beyond_the_blog.command_line import parse_args
+from beyond_the_blog.interruptions import end_at_once_on_signals
+
+if __name__ == "__main__":
+    end_at_once_on_signals()  # Ctrl-C while starting up ends the program quietly: nothing is computed yet
+
+from beyond_the_blog.command_line import parse_args  # noqa: E402
 
 if __name__ == "__main__":
     parse_args()  # --help or a mistake ends the program here, before torch (about 1.5 s) is imported
@@ -156,9 +161,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:  # output piped into `head` and the like, which stopped reading
-        import os
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error while exiting
-        sys.exit(141)  # 128 + SIGPIPE, as a shell reports it
+    sys.exit(main())

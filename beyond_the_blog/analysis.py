@@ -17,6 +17,7 @@ class LeastSquares:
     loss: torch.Tensor           # (runs,) mean squared error at the optimum
     stderr: torch.Tensor | None  # (runs, 3) standard errors; None with 3 points (no residual left)
     t95: float | None            # Student t quantile for a 95% interval with n - 3 degrees of freedom
+    scale: float = 1.0           # mean of y² (of the first data set): what "about 0" means for a loss
 
 
 def quadratic_features(x):
@@ -40,7 +41,7 @@ def least_squares(x, y):
         unscaled = torch.linalg.inv(features.T @ features).diagonal()
         stderr = (sigma2[:, None] * unscaled[None, :]).sqrt()
         t95 = student_t_quantile(0.975, n - 3)
-    return LeastSquares(solution.T, loss, stderr, t95)
+    return LeastSquares(solution.T, loss, stderr, t95, (targets[:, 0] ** 2).mean().item())
 
 
 def student_t_quantile(p, df):
@@ -65,11 +66,23 @@ def student_t_quantile(p, df):
     return (lo + hi) / 2
 
 
+def design_condition(x):
+    """The condition number of F = [x², x, 1] in float64: how nearly x², x and 1 depend on each other
+    on these x. Its square is the condition number of the params model's Hessian."""
+    singular_values = torch.linalg.svdvals(quadratic_features(x.cpu()))
+    return (singular_values[0] / singular_values[-1]).item() if singular_values[-1] > 0 else math.inf
+
+
 # ----------------------------------------------------------------------------- any model: the stable lr
 def stable_lr(model, start, inputs, y):
-    """2/λmax of the loss Hessian at `start` (name -> tensor, in the space trained in), by autograd
-    in float64: above it plain SGD diverges from there. Exact everywhere for a model linear in its
-    parameters (its Hessian is constant); only at `start` for the others."""
+    """2/λmax of the loss Hessian at `start`: above it plain SGD diverges from there."""
+    return 2 / largest_curvature(model, start, inputs, y)
+
+
+def largest_curvature(model, start, inputs, y):
+    """The largest |eigenvalue| of the loss Hessian at `start` (name -> tensor, in the space trained
+    in), by autograd in float64. Exact everywhere for a model linear in its parameters (its Hessian is
+    constant); only at `start` for the others."""
     names = list(start)
     shapes = [start[name].shape for name in names]
     theta = torch.cat([start[name].detach().cpu().double().reshape(-1) for name in names])
@@ -81,7 +94,7 @@ def stable_lr(model, start, inputs, y):
         return ((torch.func.functional_call(model, params, (xs,)) - ys) ** 2).mean()
 
     hessian = torch.autograd.functional.hessian(loss, theta)
-    return 2 / torch.linalg.eigvalsh(hessian).abs().max().item()
+    return torch.linalg.eigvalsh(hessian).abs().max().item()
 
 
 # ----------------------------------------------------------------------------- params: why SGD is slow

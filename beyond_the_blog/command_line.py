@@ -5,17 +5,29 @@ torch-free on purpose: `--help` and a mistyped option answer before torch loads 
 import argparse
 import math
 import os
-import tempfile
+import re
 from dataclasses import dataclass
 
 from .model_registry import BLOG_MODELS, MODELS, OPTIMIZERS, default_epochs, default_lr, defaults_table
+from .output_files import OutputError, check_figure_format, checked_target, figure_name
 
 PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
+SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
+MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
+BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
+TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse, but a mistake is reported in one line instead of the whole usage."""
+    """argparse, but a mistake is reported in one line instead of the whole usage, and a negative
+    number in any notation (-1e3, -.5, -inf) is taken as a value, not as an option."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # argparse's own pattern knows only -12 and -1.5: "--x-range -1e3 1e3" would read -1e3 as an option
+        self._negative_number_matcher = re.compile(r"^-(\d[\d_]*\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                                                   re.IGNORECASE)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -62,23 +74,32 @@ def build_parser():
     add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
+    add("--threads", type=int, metavar="N",
+        help="torch threads (default: the OMP_NUM_THREADS environment variable if set, else 1: the tensors here "
+             "are too small to gain from more, and a second thread waits on a busy core)")
     return parser
 
 
-def check_writable(parser, option, path):
-    """Fail now, not after a minute of training, if `path` cannot be written."""
-    if path is None:
-        return
-    if os.path.isdir(path):
-        parser.error(f"{option} {path}: is a folder, expected a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        parser.error(f"{option} {path}: folder {folder} does not exist")
+def check_outputs(parser, args):
+    """Fail now, not after a minute of training, if an output cannot be written where asked."""
+    plot = args.plot if not args.plot or os.path.isdir(args.plot) else figure_name(args.plot)
+    outputs = {"--plot": plot, "--animate": args.animate,
+               "--metrics": args.metrics, "--save-model": args.save_model}
+    if args.plot is None and not args.no_plot:
+        outputs["--plot"] = default_plot_path(args.model, args.runs)
+    targets = {}
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        parser.error(f"{option} {path}: folder {folder} is not writable")
+        for option, path in outputs.items():
+            if path is None:
+                continue
+            target = checked_target(option, path)
+            if option == "--plot":
+                check_figure_format(option, path)
+            if target in targets:
+                raise OutputError(f"{targets[target]} and {option} name the same file, {path}")
+            targets[target] = option
+    except OutputError as error:
+        parser.error(str(error))
 
 
 def check_numbers(parser, args):
@@ -100,6 +121,13 @@ def check_numbers(parser, args):
         parser.error(f"--tol must be a finite number >= 0 (got {args.tol})")
     if args.runs < 1:
         parser.error(f"--runs must be at least 1 (got {args.runs})")
+    if not SEED_RANGE[0] <= args.seed <= SEED_RANGE[1]:
+        parser.error(f"--seed must be between -2**63 and 2**64 - 1 (got {args.seed})")
+    if args.epochs is not None and args.epochs > MAX_EPOCHS:
+        parser.error(f"--epochs above {MAX_EPOCHS:.0e} would take years (got a number of {len(str(args.epochs))} "
+                     "digits)")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1 (got {args.threads})")
 
 
 def check_combinations(parser, args):
@@ -114,6 +142,44 @@ def check_combinations(parser, args):
         parser.error(f"--animate writes a GIF: the path must end in .gif (got {args.animate})")
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
+    needed, available = memory_needed(args), memory_available()
+    if available is not None and needed > available:
+        parser.error(f"--samples {args.samples} with --runs {args.runs} needs about {needed / 2**30:.3g} GiB of "
+                     f"memory; this machine has {available / 2**30:.1f} GiB available")
+    if args.seed + args.runs - 1 > SEED_RANGE[1]:
+        parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
+    check_float32_range(parser, args)
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_float32_range(parser, args):
+    """The data and its squared error must stay inside float32, or the loss is inf from the first epoch."""
+    lo, hi = args.x_range
+    true_y = [abs((v - 4) * (v - 8)) for v in (lo, hi)] + ([4.0] if lo <= 6 <= hi else [])
+    largest = max(true_y) + 6 * args.noise  # six standard deviations: no noise draw of 100 million goes past
+    if max(abs(lo), abs(hi)) ** 2 >= FLOAT32_MAX or (2 * largest) ** 2 >= FLOAT32_MAX:
+        parser.error(f"--x-range {lo:g} {hi:g} with --noise {args.noise:g}: y reaches about {largest:.2g}, and the "
+                     f"squared error of a fit, the loss, would pass float32's largest number ({FLOAT32_MAX:.3g})")
+
+
+def memory_needed(args):
+    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
+    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize)
+                                for m in (BLOG_MODELS if args.model == "both" else (args.model,)))
+    records = epochs // (args.log_interval or 100) + 40
+    return TORCH_BYTES + args.runs * (args.samples * BYTES_PER_POINT + records * 8)
+
+
+def memory_available():
+    """Bytes of memory available to a new process (MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def default_plot_path(model, runs):
@@ -144,6 +210,7 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
+    threads: int | None = None  # None: OMP_NUM_THREADS if set, else 1
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -158,10 +225,11 @@ def resolve(args):
     models = BLOG_MODELS if args.model == "both" else (args.model,)
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
-    plot = None if args.no_plot else args.plot or default_plot_path(args.model, args.runs)
+    plot = None if args.no_plot else figure_name(args.plot) if args.plot else default_plot_path(args.model, args.runs)
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
-                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show)
+                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
+                    args.threads)
 
 
 def parse_args(argv=None):
@@ -170,8 +238,5 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
-    for option in ("plot", "animate", "metrics", "save_model"):
-        check_writable(parser, "--" + option.replace("_", "-"), getattr(args, option))
-    if args.plot is None and not args.no_plot:
-        check_writable(parser, "--plot", default_plot_path(args.model, args.runs))
+    check_outputs(parser, args)
     return resolve(args)

@@ -97,8 +97,41 @@ def explain_linear(diagnosis, fit, least):
                   "than the params model's"]
     return lines + [
         f"  balance (w1^2 + b1^2) - (w2^2 + b2^2): {diagnosis.balance_start:+.4f} at the start, "
-        f"{diagnosis.balance_end:+.4f} at the end;",
-        "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"]
+        f"{diagnosis.balance_end:+.4f} at the end;", balance_verdict(diagnosis, fit)]
+
+
+def balance_verdict(diagnosis, fit):
+    """What happened to the balance in this run: gradient flow conserves it, other optimizers need not."""
+    if fit.optimizer == "sgd":
+        return "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"
+    change = diagnosis.balance_end - diagnosis.balance_start
+    return (f"  gradient flow would conserve it, but {fit.optimizer}'s steps are not gradient steps: it changed by "
+            f"{change:+.4g}, so {fit.optimizer}, not the start, picked the point of the valley the model lands on")
+
+
+STABLE_LIMIT = {"sgd": ("plain SGD", 2.0), "momentum": ("SGD with momentum 0.9", 2 * (1 + 0.9))}
+
+
+def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="training"):
+    """Why a run diverged, in one line: how its loss broke, and the lr limit that applies to its
+    optimizer. curvature: the largest |eigenvalue| of the loss Hessian at the start, in the space
+    trained in; constant_hessian: the model is linear in its parameters, so that Hessian is exact."""
+    broke = "overflowed float32 (inf)" if log.diverged_loss == math.inf else "became inf/NaN"
+    head = f"error: {what} diverged at epoch {log.diverged_at} (the loss {broke}) with lr {lr:g}; "
+    where = "" if constant_hessian else ", at the start"
+    if optimizer in STABLE_LIMIT:
+        name, factor = STABLE_LIMIT[optimizer]
+        limit = factor / curvature
+        formula = "2/lambda_max" if factor == 2 else "2(1 + beta)/lambda_max"
+        tail = f"for this data {name} is stable below lr {limit:.3g} ({formula} of the loss Hessian{where})"
+        if lr <= limit:
+            tail += ": the Hessian grew during training and the limit with it fell below this lr"
+        return head + tail
+    if optimizer == "adam":
+        return head + ("Adam has no such limit from the Hessian: its steps are about lr in size whatever the "
+                       "gradient, so too large an lr overshoots; try a smaller --lr (the default is in --help)")
+    return head + ("L-BFGS's line search keeps the loss from rising, but a first trial step scaled by this lr "
+                   "left float32's range; try --lr 1, its default")
 
 
 EXPLAINERS = {ParamsDiagnosis: explain_params, LinearDiagnosis: explain_linear}

@@ -1,13 +1,16 @@
 """One fit, start to end: standardize the inputs if asked, run the lesson's training loop with a
 monitor hooked in, and report everything back in x's units."""
+import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .interruptions import RecordedSignals
 from .model_registry import default_epochs, default_lr
-from .training import Monitor, TrainLog, ctrl_c_ends_training, make_optimizer
+from .training import Monitor, TrainLog, make_optimizer
 
 
 @dataclass
@@ -49,13 +52,14 @@ def coefficients_in_x(model, mean=0.0, std=1.0, standardize=False):
 
 
 def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None, standardize=False,
-        criterion=None, target=None, **monitor_options):
+        criterion=None, target=None, signals=None, **monitor_options):
     """Train `model` on (x, y) with `train`, the lesson's loop, and return a Fit in x's units.
 
     With standardize the model sees z = (x - mean)/std, and its parameters are rewritten for x
     afterwards. With `target` (a, b, c), training stops once every coefficient is within 0.01 of
-    it (the benchmark's time to fit). monitor_options go to Monitor: record_interval, on_record,
-    tol, frame_epochs.
+    it (the benchmark's time to fit). `signals`, a list that a RecordedSignals fills, stops training
+    after the epoch in which Ctrl-C or SIGTERM came (by default fit records them itself while it
+    trains). monitor_options go to Monitor: record_interval, on_record, tol, frame_epochs.
     """
     lr = default_lr(optimizer, model_name, standardize) if lr is None else lr
     epochs = default_epochs(optimizer, model_name, standardize) if epochs is None else epochs
@@ -71,14 +75,27 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
                       **monitor_options)
     opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y))
     start = time.perf_counter()
-    with ctrl_c_ends_training() as monitor.ctrl_c:
-        train(model, inputs, y, opt, epochs, monitor=monitor, criterion=criterion)
+    with nullcontext() if signals is not None else RecordedSignals() as recorded:
+        monitor.signals = signals if signals is not None else recorded.received
+        train_until_overflow(train, model, inputs, y, opt, epochs, monitor, criterion)
     monitor.log.seconds = time.perf_counter() - start
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if standardize:
         rewrite_for_x(model, trained, mean, std)
     return Fit(model_name, model, optimizer, lr, epochs, standardize, monitor.log, final_loss(model, x, y, criterion),
                coefficients_in_x(model), initial, trained, mean, std)
+
+
+def train_until_overflow(train, model, inputs, y, optimizer, epochs, monitor, criterion):
+    """The lesson's loop; a step that overflows float32 inside an optimizer (L-BFGS's line search can
+    try steps past float32's range, and torch refuses them) ends it as a divergence, not a traceback."""
+    try:
+        train(model, inputs, y, optimizer, epochs, monitor=monitor, criterion=criterion)
+    except RuntimeError as error:
+        if "overflow" not in str(error):
+            raise
+        monitor.log.epochs_run += 1
+        monitor.diverged(monitor.log.epochs_run, math.inf)
 
 
 def rewrite_for_x(model, trained, mean, std):

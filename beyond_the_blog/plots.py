@@ -3,6 +3,7 @@
 matplotlib is imported inside the functions, so that runs without a figure never load it.
 Without a display the figures are only written: a bare Figure, no GUI, no global state.
 """
+import math
 import os
 import sys
 
@@ -31,6 +32,17 @@ def can_show():
     return matplotlib.get_backend().lower() not in NON_INTERACTIVE_BACKENDS
 
 
+MAX_POINTS_DRAWN = 5000  # more red dots add nothing to see, and a million take matplotlib minutes
+
+
+def data_points(x, y, label):
+    """x, y as flat arrays to draw, thinned to at most MAX_POINTS_DRAWN evenly spaced points."""
+    step = -(-x.numel() // MAX_POINTS_DRAWN)
+    if step > 1:
+        label += f" (every {step}th of {x.numel()} points)"
+    return x.cpu().numpy().ravel()[::step], y.cpu().numpy().ravel()[::step], label
+
+
 def curve(coefficients, grid):
     a, b, c = (float(v) for v in coefficients)
     return a * grid**2 + b * grid + c
@@ -40,9 +52,11 @@ def draw_fit(ax, x, y, fits, least, title):
     """Left panel: the blog's picture (red dots, fitted line) plus the true and least-squares curves."""
     import numpy as np
     grid = np.linspace(float(x.min()), float(x.max()), 400)
-    ax.plot(x.cpu().numpy().ravel(), y.cpu().numpy().ravel(), "ro", markersize=3, label="Original Data")
+    xs, ys, label = data_points(x, y, "Original Data")
+    ax.plot(xs, ys, "ro", markersize=3, label=label)
     for label, coefficients, color in fits:
-        ax.plot(grid, curve(coefficients, grid), color=color, linewidth=2, label=label)
+        if torch.isfinite(torch.as_tensor(coefficients)).all():  # a diverged fit has no curve to draw
+            ax.plot(grid, curve(coefficients, grid), color=color, linewidth=2, label=label)
     ax.plot(grid, curve(TRUE_COEFFICIENTS, grid), color="gray", linewidth=1, label="True: (x-4)(x-8)")
     ax.plot(grid, curve(least.coefficients[0], grid), "k--", linewidth=1, label="Least squares")
     ax.set(xlabel="x", ylabel="y", title=title)
@@ -50,12 +64,25 @@ def draw_fit(ax, x, y, fits, least, title):
 
 
 def draw_losses(ax, curves, least_loss):
-    """Right panel: the loss against the epoch, log-log, with the least-squares floor."""
+    """Right panel: the loss against the epoch, log-log, with the least-squares floor. Only finite,
+    positive losses can go on log axes; a run that diverged at once has none."""
+    drawn = 0
     for label, history, color in curves:
-        epochs, losses = zip(*history) if history else ((), ())
+        points = [(e, v) for e, v in history if math.isfinite(v) and v > 0]
+        epochs, losses = zip(*points) if points else ((), ())
         ax.plot(epochs, losses, color=color, label=label)
-    ax.axhline(least_loss, color="k", linestyle="--", linewidth=1, label=f"least squares {least_loss:.6f}")
-    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="MSE loss", title="Loss")
+        drawn += len(points)
+    if least_loss > 0:
+        ax.axhline(least_loss, color="k", linestyle="--", linewidth=1, label=f"least squares {least_loss:.6f}")
+    loss_axes(ax, drawn > 0, "Loss")
+
+
+def loss_axes(ax, anything_drawn, title):
+    """Log-log axes for the losses, or, when no finite loss was recorded, plain ones that say so."""
+    scale = "log" if anything_drawn else "linear"
+    ax.set(xscale=scale, yscale=scale, xlabel="epoch", ylabel="MSE loss", title=title)
+    if not anything_drawn:
+        ax.text(0.5, 0.3, "no finite loss was recorded", ha="center", va="center", transform=ax.transAxes)
     ax.legend()
 
 
@@ -64,10 +91,13 @@ def plot_fits(fits, x, y, least, path, show):
     fig = new_figure(show, figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     names = " and ".join(f.model_name for f in fits)
-    losses = ", ".join(f"{f.final_loss:.6f}" for f in fits)
+    ended = [f"{f.final_loss:.6f}" for f in fits if f.log.stop_reason != "diverged"]
+    diverged = [f"{f.model_name} diverged at epoch {f.log.diverged_at}, not drawn"
+                for f in fits if f.log.stop_reason == "diverged"]
+    title = f"model {names}: " + "; ".join(([f"final loss {', '.join(ended)}"] if ended else []) + diverged)
     lines = [("Fitting Line" if len(fits) == 1 else f"Fitting Line ({f.model_name})",
-              f.coefficients[0], settings_of(f.model_name).color) for f in fits]
-    draw_fit(left, x, y, lines, least, f"model {names}: final loss {losses}")
+              f.coefficients[0], settings_of(f.model_name).color) for f in fits if f.log.stop_reason != "diverged"]
+    draw_fit(left, x, y, lines, least, title)
     curves = [(f.model_name, f.log.history, settings_of(f.model_name).color) for f in fits]
     draw_losses(right, curves, least.loss[0].item())
     fig.savefig(path, dpi=100)
@@ -80,14 +110,15 @@ def draw_replica_fits(ax, fit_result, x, ys, summary):
     from matplotlib.collections import LineCollection
     runs = len(summary.seeds)
     grid = np.linspace(float(x.min()), float(x.max()), 400)
-    ax.plot(x.numpy().ravel(), ys[0].numpy().ravel(), "ro", markersize=3, label=f"data of seed {summary.seeds[0]}")
-    ok = summary.succeeded
-    finite = torch.isfinite(fit_result.coefficients).all(dim=1)
+    xs, first, label = data_points(x, ys[0], f"data of seed {summary.seeds[0]}")
+    ax.plot(xs, first, "ro", markersize=3, label=label)
+    ok, drawable = summary.succeeded, ~summary.diverged  # a diverged run's curve is not a fit
     failed = int((~ok).sum())
+    not_drawn = f" ({int(summary.diverged.sum())} diverged, not drawn)" if summary.diverged.any() else ""
     styles = ((ok, dict(colors=settings_of(fit_result.model_name).color, alpha=max(0.03, min(0.5, 10 / runs)),
                         label=f"{int(ok.sum())} succeeded fits")),
-              (~ok & finite, dict(colors="purple", alpha=max(0.1, min(0.7, 20 / max(1, failed))), linestyles="--",
-                                  label=f"{failed} failed fits")))
+              (~ok & drawable, dict(colors="purple", alpha=max(0.1, min(0.7, 20 / max(1, failed))),
+                                    linestyles="--", label=f"{failed} failed fits{not_drawn}")))
     for chosen, style in styles:
         if chosen.any():  # one LineCollection draws thousands of curves at the cost of one
             curves = [np.column_stack([grid, curve(c, grid)]) for c in fit_result.coefficients[chosen]]
@@ -104,14 +135,17 @@ def draw_replica_losses(ax, fit_result, summary):
     color = settings_of(fit_result.model_name).color
     epochs = [e for e, _ in fit_result.log.history]
     losses = torch.stack([v for _, v in fit_result.log.history]).double()  # (T, R)
+    losses[~torch.isfinite(losses)] = math.nan
+    if not summary.diverged.all():
+        losses[:, summary.diverged] = math.nan  # the diverged runs are left out, as in the printed summary
     quantiles = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
     low, median, high = torch.nanquantile(losses, quantiles, dim=1)
     ax.fill_between(epochs, low.numpy(), high.numpy(), alpha=0.3, color=color, label="10-90% of runs")
     ax.plot(epochs, median.numpy(), color=color, label="median loss")
-    ax.axhline(summary.least.loss.median().item(), color="k", linestyle="--", linewidth=1,
-               label="median least-squares loss")
-    ax.set(xscale="log", yscale="log", xlabel="epoch", ylabel="MSE loss", title="Loss across runs")
-    ax.legend()
+    floor = summary.least.loss.median().item()
+    if floor > 0:
+        ax.axhline(floor, color="k", linestyle="--", linewidth=1, label="median least-squares loss")
+    loss_axes(ax, bool((torch.isfinite(median) & (median > 0)).any()), "Loss across runs")
 
 
 def plot_replications(fit_result, x, ys, summary, path, show):

@@ -1,5 +1,6 @@
 """Many runs at once: R copies of a model trained as one vectorized computation (torch.func)."""
 import copy
+import math
 from dataclasses import dataclass
 
 import torch
@@ -58,23 +59,45 @@ def replication_data(model_name, seeds, make_data, samples=100, noise=1.0, x_ran
 
 @dataclass
 class ReplicationSummary:
+    """Which runs reached their own least-squares loss, and the statistics of the runs that did not
+    diverge. A statistic that cannot be computed is NaN, and missing_statistics says why."""
     seeds: list
     succeeded: torch.Tensor          # (R,) bool: final loss within 1% of the run's own least squares
+    diverged: torch.Tensor           # (R,) bool: the run's loss or coefficients became inf/NaN
     least: LeastSquares
-    coefficients_mean: torch.Tensor
+    coefficients_mean: torch.Tensor  # over the runs that did not diverge
     coefficients_std: torch.Tensor
+    spread_succeeded: torch.Tensor   # the standard deviation over the runs that succeeded
+    mean_stderr: torch.Tensor        # the mean least-squares standard error
+    missing_statistics: list         # why a statistic above is n/a
 
     @property
     def failed_seeds(self):
         return [s for s, ok in zip(self.seeds, self.succeeded.tolist()) if not ok]
 
+    @property
+    def diverged_seeds(self):
+        return [s for s, bad in zip(self.seeds, self.diverged.tolist()) if bad]
+
 
 def summarize_replications(fit_result, x, ys, seeds):
     least = least_squares(x, ys)
     final = fit_result.final_loss.double()
+    coefficients = fit_result.coefficients
+    diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
     # 1% above the run's own optimum; the small absolute term lets noise-free data (optimum 0) succeed
     floor = 1e-6 * (ys.double() ** 2).mean().item()
-    succeeded = torch.isfinite(final) & (final <= 1.01 * least.loss + floor)
-    coefficients = fit_result.coefficients
-    return ReplicationSummary(list(seeds), succeeded, least, coefficients.nanmean(dim=0),
-                              coefficients.std(dim=0) if len(seeds) > 1 else torch.zeros(3))
+    succeeded = ~diverged & (final <= 1.01 * least.loss + floor)
+    kept, missing = coefficients[~diverged], []
+    nan = torch.full((3,), math.nan, dtype=torch.float64)
+    mean = kept.mean(dim=0) if len(kept) else nan
+    if len(kept) < 2:
+        missing.append(f"the spread needs at least 2 runs that did not diverge ({len(kept)} here)")
+    elif int(succeeded.sum()) < 2:
+        missing.append(f"the spread of the succeeded runs needs at least 2 of them ({int(succeeded.sum())} here)")
+    if least.stderr is None:
+        missing.append(f"a standard error needs more than 3 points ({x.numel()} here: no residual is left)")
+    return ReplicationSummary(list(seeds), succeeded, diverged, least, mean,
+                              kept.std(dim=0) if len(kept) > 1 else nan,
+                              coefficients[succeeded].std(dim=0) if int(succeeded.sum()) > 1 else nan,
+                              least.stderr.mean(dim=0) if least.stderr is not None else nan, missing)

@@ -8,10 +8,23 @@ import torch
 from .analysis import TRUE_COEFFICIENTS, LinearDiagnosis, ParamsDiagnosis
 
 
+def fixed(value, decimals=4, sign=""):
+    """`value` with `decimals` decimals, as the tables print it; from 1e7 up in scientific notation,
+    so that no number outgrows its column."""
+    value = float(value)
+    notation = "e" if math.isfinite(value) and abs(value) >= 1e7 else "f"
+    return f"{value:{sign}.{decimals}{notation}}"
+
+
+def cell(text, width):
+    """`text` right-aligned in `width` characters, always after at least one space."""
+    return " " + str(text).rjust(width - 1)
+
+
 def format_quadratic(coefficients, digits=4):
     """'1.0048 x^2 - 12.0305 x + 31.8826'; digits=None prints exact values: 'x^2 - 12 x + 32'."""
     def number(v):
-        return f"{v:.{digits}f}" if digits is not None else f"{v:g}"
+        return fixed(v, digits) if digits is not None else f"{v:g}"
     terms = []
     for value, power in zip((float(v) for v in coefficients), ("x^2", "x", "")):
         magnitude = number(abs(value))
@@ -42,17 +55,27 @@ def print_least_squares(fit, least):
         header += f"{'std. error':>12s}   95% interval"
     print(header)
     for i, name in enumerate("abc"):
-        row = f"  {name:5s}{TRUE_COEFFICIENTS[i]:9g}{fitted[i]:12.4f}{best[i]:12.4f}{fitted[i] - best[i]:+12.4f}"
+        row = (f"  {name:5s}{TRUE_COEFFICIENTS[i]:9g}{cell(fixed(fitted[i]), 12)}{cell(fixed(best[i]), 12)}"
+               f"{cell(fixed(fitted[i] - best[i], sign='+'), 12)}")
         if least.stderr is not None:
             se = least.stderr[0, i].item()
             lo, hi = best[i] - least.t95 * se, best[i] + least.t95 * se
             inside = "contains" if lo <= TRUE_COEFFICIENTS[i] <= hi else "misses"
-            row += f"{se:12.4f}   [{lo:.4f}, {hi:.4f}] {inside} the true value"
+            row += f"{cell(fixed(se), 12)}   [{fixed(lo)}, {fixed(hi)}] {inside} the true value"
         print(row)
     floor = least.loss[0].item()
-    gap = 100 * (fit.final_loss - floor) / floor if floor > 0 else math.nan
     print(f"  final loss {fit.final_loss:.6f}; least-squares loss {floor:.6f}, "
-          f"the floor no quadratic can beat on this data ({gap:+.4f}%)")
+          f"the floor no quadratic can beat on this data ({loss_gap(fit.final_loss, floor, least.scale)})")
+
+
+def loss_gap(final, floor, scale):
+    """How far `final` is above the least-squares loss `floor`: in percent, or, when the floor is
+    about 0 (a noise-free or 3-point fit, which a quadratic matches exactly), in absolute terms."""
+    if floor > 1e-9 * scale:
+        return f"{100 * (final - floor) / floor:+.4f}%"
+    if final <= 1e-9 * scale:
+        return f"exact fit: both are 0 to float32 precision, {final - floor:+.3g} apart"
+    return f"the least-squares fit is exact here; this fit is {final - floor:+.3g} above it"
 
 
 def first_epoch_within(history, floor, rel):
@@ -90,21 +113,36 @@ def print_replications(fit, summary):
           "(final loss within 1% of the run's own least-squares loss)")
     failed = summary.failed_seeds
     if failed:
-        print(f"  failed seeds: {', '.join(map(str, failed[:20]))}{' ...' if len(failed) > 20 else ''}")
-    ok = summary.succeeded
-    spread_ok = fit.coefficients[ok].std(dim=0) if ok.sum() > 1 else torch.full((3,), math.nan)
-    stderr = summary.least.stderr
-    mean_se = stderr.mean(dim=0) if stderr is not None else torch.full((3,), math.nan)
+        print(f"  failed seeds: {seed_list(failed)}")
+    diverged = summary.diverged_seeds
+    if diverged:
+        print(f"  {len(diverged)} of them diverged (their loss became inf/NaN), seeds {seed_list(diverged)}: "
+              "they are left out of the means and spreads below")
     print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'std (succeeded)':>17s}{'mean LS std. error':>20s}")
     for i, name in enumerate("abc"):
-        print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{summary.coefficients_mean[i]:14.4f}"
-              f"{summary.coefficients_std[i]:10.4f}{spread_ok[i]:17.4f}{mean_se[i]:20.4f}")
-    if bool((summary.coefficients_std <= 1.5 * mean_se).all()):
+        print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{cell(statistic(summary.coefficients_mean[i]), 14)}"
+              f"{cell(statistic(summary.coefficients_std[i]), 10)}{cell(statistic(summary.spread_succeeded[i]), 17)}"
+              f"{cell(statistic(summary.mean_stderr[i]), 20)}")
+    for reason in summary.missing_statistics:
+        print(f"  n/a: {reason}")
+    comparable = torch.isfinite(summary.coefficients_std).all() and torch.isfinite(summary.mean_stderr).all()
+    if not comparable:
+        return
+    if bool((summary.coefficients_std <= 1.5 * summary.mean_stderr).all()):
         print("  the spread across runs matches the least-squares standard error: "
               "it is the noise in the data, not the training")
     else:
         print("  the spread across runs is wider than the least-squares standard error: "
               "the training, not the data, adds it" + (" (the failed runs)" if failed else ""))
+
+
+def seed_list(seeds, most=20):
+    return ", ".join(map(str, seeds[:most])) + (" ..." if len(seeds) > most else "")
+
+
+def statistic(value):
+    """A table entry: the value, or n/a where there was too little to compute it."""
+    return fixed(value) if math.isfinite(float(value)) else "n/a"
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -116,6 +154,7 @@ def base_metrics(fit, seed):
         "standardize": fit.standardize,
         "parameters": {k: v.cpu().tolist() for k, v in fit.parameters.items()},
         "train_seconds": log.seconds,
+        "torch_threads": torch.get_num_threads(),
         "stop_reason": log.stop_reason,
         "diverged": log.stop_reason == "diverged",
         "diverged_at_epoch": log.diverged_at,
@@ -166,6 +205,8 @@ def replication_metrics(fit, summary, seed):
         "succeeded": summary.succeeded.tolist(),
         "success_rate": summary.succeeded.double().mean().item(),
         "failed_seeds": summary.failed_seeds,
+        "diverged_seeds": summary.diverged_seeds,
+        "diverged_at_epoch_per_run": fit.log.run_diverged_at.tolist() if fit.log.run_diverged_at is not None else None,
         "coefficients": fit.coefficients.tolist(),
         "coefficients_mean": dict(zip("abc", summary.coefficients_mean.tolist())),
         "coefficients_std": dict(zip("abc", summary.coefficients_std.tolist())),

@@ -4,29 +4,25 @@ printed analysis, the figure, the GIF, the metrics and the saved model.
 It drives the lesson's own pieces (its data, training loop and printing), which it is handed as
 a Lesson: this package never imports the script.
 """
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .analysis import least_squares, stable_lr
+from .analysis import design_condition, largest_curvature, least_squares
 from .command_line import PROG
-from .explanations import explain
+from .explanations import explain, explain_divergence
 from .fitting import fit
+from .interruptions import RecordedSignals, guarded_stdout
 from .model_registry import make_model, settings_of
-from .plots import can_show, plot_fits, plot_replications, write_animation
+from .outputs import write_replication_outputs, write_single_outputs
 from .replications import Replicas, replication_data, summarize_replications
-from .report import (
-    fit_metrics,
-    print_comparison,
-    print_fitted,
-    print_least_squares,
-    print_replications,
-    replication_metrics,
-    write_json,
-)
+from .report import print_comparison, print_fitted, print_least_squares, print_replications
 from .training import Progress, frame_epochs
+
+MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 
 
 @dataclass(frozen=True)
@@ -42,16 +38,35 @@ def run(settings, lesson) -> int:
     """Train and report as `settings` say; returns the exit status."""
     device = resolve_device(settings.device)
     if device is None:
-        print(f"{PROG}: error: --device {settings.device}: not available on this machine (see --help)",
-              file=sys.stderr)
-        return 2
+        return refuse(f"--device {settings.device}: not available on this machine")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_to_use(settings))
     try:
-        if settings.runs > 1:
-            return run_replications(settings, lesson, device)
-        return run_single(settings, lesson, device)
-    except KeyboardInterrupt:  # outside training (training itself stops cleanly on Ctrl-C)
+        with guarded_stdout() as stdout, RecordedSignals() as signals:
+            status = run_single(settings, lesson, device, signals) if settings.runs == 1 else \
+                run_replications(settings, lesson, device, signals)
+    except KeyboardInterrupt:  # only where signals keep their usual meaning (not the main thread)
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(threads)
+    if stdout.exit_status == 74:
+        print(f"{PROG}: error: could not write to standard output ({stdout.error.strerror}); "
+              "the files were still written", file=sys.stderr)
+    return signals.exit_status or status or stdout.exit_status or 0
+
+
+def refuse(message):
+    print(f"{PROG}: error: {message} (see --help)", file=sys.stderr)
+    return 2
+
+
+def threads_to_use(settings):
+    """One torch thread unless told otherwise: a step here works on a few hundred numbers (a thousand
+    runs: a few hundred thousand), too few to share out, and a second thread waits on a busy core."""
+    if settings.threads is not None:
+        return settings.threads
+    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
 
 
 def resolve_device(name):
@@ -63,7 +78,20 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=False):
+def data_problem(settings, x, y):
+    """Why this data cannot be fitted in floating point, or None."""
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        return "the data is not finite in float32"
+    condition = design_condition(x)
+    if condition > MAX_DESIGN_CONDITION:
+        lo, hi = settings.x_range
+        return (f"--x-range {lo:g} {hi:g}: on these {x.numel()} float32 points x^2, x and 1 are too nearly "
+                f"dependent to fit a quadratic (condition number {condition:.2g} of [x^2, x, 1], at most "
+                f"{MAX_DESIGN_CONDITION:.0e}): use a wider range, or one nearer 0")
+    return None
+
+
+def fit_with_progress(settings, lesson, model, name, x, y, label, signals, frames_wanted=False):
     """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
@@ -71,20 +99,25 @@ def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=
     try:
         return fit(model, x, y, train=lesson.train, model_name=name, optimizer=settings.optimizer,
                    lr=settings.lr[name], epochs=epochs, standardize=settings.standardize,
-                   record_interval=record_interval, on_record=progress, tol=settings.tol,
+                   record_interval=record_interval, on_record=progress, tol=settings.tol, signals=signals,
                    frame_epochs=frame_epochs(epochs) if frames_wanted else ())
     finally:
         progress.close()
 
 
 def exit_status(log):
-    """1 for a diverged run, 130 for an interrupted one (the shell's code for Ctrl-C), else 0."""
+    """1 for a diverged run (or any diverged replication), 130 for an interrupted one, else 0."""
+    if log.run_diverged_at is not None and bool((log.run_diverged_at > 0).any()):
+        return 1
     return {"diverged": 1, "interrupted": 130}.get(log.stop_reason, 0)
 
 
-def run_single(settings, lesson, device):
+def run_single(settings, lesson, device, signals):
     torch.manual_seed(settings.seed)
     x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
     after_data = torch.get_rng_state()
     least = least_squares(x, y)
     fits, diagnoses = [], {}
@@ -93,27 +126,25 @@ def run_single(settings, lesson, device):
             print(f"== model {name} ==")
         torch.set_rng_state(after_data)  # with --model both, each model starts as in its own run
         f = fit_with_progress(settings, lesson, make_model(name).to(device), name, x.to(device), y.to(device),
-                              label=name, frames_wanted=settings.animate is not None)
+                              label=name, signals=signals.received, frames_wanted=settings.animate is not None)
         fits.append(f)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
-            print_divergence(f, x, y)
+            print(divergence_message(f, x, y), file=sys.stderr)
             break
         diagnoses[name] = report_fit(settings, f, x, y, least)
         if f.log.stop_reason == "interrupted":
             break
     if len(fits) == 2:
         print_comparison(fits, least)
-    write_single_outputs(settings, fits, diagnoses, x, y, least)
-    return exit_status(fits[-1].log)
+    failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least)
+    return exit_status(fits[-1].log) or (74 if failed_writes else 0)
 
 
-def print_divergence(f, x, y):
+def divergence_message(f, x, y):
     inputs = (x - f.mean) / f.std
-    where = "" if settings_of(f.model_name).constant_hessian else ", at the start"
-    print(f"error: training diverged at epoch {f.log.diverged_at} (the loss became inf/NaN) with lr {f.lr:g}; "
-          f"for this data plain SGD is stable below lr {stable_lr(f.model, f.initial, inputs, y):.3g} "
-          f"(2/lambda_max of the loss Hessian{where})", file=sys.stderr)
+    curvature = largest_curvature(f.model, f.initial, inputs, y)
+    return explain_divergence(f.optimizer, f.lr, f.log, curvature, settings_of(f.model_name).constant_hessian)
 
 
 def report_fit(settings, f, x, y, least):
@@ -135,51 +166,35 @@ def report_fit(settings, f, x, y, least):
     return diagnosis
 
 
-def write_single_outputs(settings, fits, diagnoses, x, y, least):
-    show = not settings.no_show and can_show()
-    if settings.plot:
-        plot_fits(fits, x, y, least, settings.plot, show)
-        print(f"figure written to {settings.plot}")
-    if settings.animate and fits[0].log.frames:
-        frames = write_animation(settings.animate, x, y, fits[0])
-        print(f"animation written to {settings.animate} ({frames} frames)")
-    if settings.metrics:
-        records = {f.model_name: fit_metrics(f, least, diagnoses.get(f.model_name), settings.seed) for f in fits}
-        write_json(settings.metrics, records if settings.model == "both" else records[settings.model])
-        print(f"metrics written to {settings.metrics}")
-    if settings.save_model:
-        states = {f.model_name: f.model.state_dict() for f in fits}
-        torch.save(states if settings.model == "both" else states[settings.model], settings.save_model)
-        print(f"model saved to {settings.save_model}")
-    if show and settings.plot:
-        import matplotlib.pyplot as plt
-        plt.show()
-
-
-def run_replications(settings, lesson, device):
+def run_replications(settings, lesson, device, signals):
     seeds = list(range(settings.seed, settings.seed + settings.runs))
     x, ys, models = replication_data(settings.model, seeds, lesson.make_data, settings.samples, settings.noise,
                                      settings.x_range)
+    problem = data_problem(settings, x, ys)
+    if problem:
+        return refuse(problem)
     result = fit_with_progress(settings, lesson, Replicas(models).to(device), settings.model, x.to(device),
-                               ys.to(device), label=f"{settings.runs} runs")
+                               ys.to(device), label=f"{settings.runs} runs", signals=signals.received)
     summary = summarize_replications(result, x, ys, seeds)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":
         print(f"interrupted after {result.log.epochs_run} epochs: the summary above is where training stopped",
               file=sys.stderr)
-    if result.log.stop_reason == "diverged":
-        print(f"error: every run diverged by epoch {result.log.diverged_at} with lr {result.lr:g}", file=sys.stderr)
-    show = not settings.no_show and can_show()
-    if settings.plot:
-        plot_replications(result, x, ys, summary, settings.plot, show)
-        print(f"figure written to {settings.plot}")
-    if settings.metrics:
-        write_json(settings.metrics, replication_metrics(result, summary, settings.seed))
-        print(f"metrics written to {settings.metrics}")
-    if settings.save_model:
-        torch.save({k: v.cpu() for k, v in result.parameters.items()}, settings.save_model)
-        print(f"model saved to {settings.save_model}")
-    if show and settings.plot:
-        import matplotlib.pyplot as plt
-        plt.show()
-    return exit_status(result.log)
+    if result.log.run_diverged_at is not None:
+        print(replica_divergence_message(result, summary, x, ys, models), file=sys.stderr)
+    failed_writes = write_replication_outputs(settings, result, x, ys, summary)
+    return exit_status(result.log) or (74 if failed_writes else 0)
+
+
+def replica_divergence_message(result, summary, x, ys, models):
+    """Which runs diverged, when the first did, and the stable lr of their optimizer at their start
+    (the strictest of the first five)."""
+    diverged_at = result.log.run_diverged_at
+    bad = [r for r in range(len(summary.seeds)) if diverged_at[r] > 0]
+    inputs = (x - result.mean) / result.std
+    curvatures = [largest_curvature(models[r], {k: v[r] for k, v in result.initial.items()}, inputs, ys[r])
+                  for r in bad[:5]]
+    seeds = ", ".join(str(summary.seeds[r]) for r in bad[:20]) + (" ..." if len(bad) > 20 else "")
+    return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
+                              settings_of(result.model_name).constant_hessian,
+                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first")

@@ -5,9 +5,8 @@ The loop itself is `train` in quadratic_regression.py: forward, loss, zero_grad,
 then `monitor(epoch, loss, out)`, which returns True to stop.
 """
 import math
-import signal
 import sys
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -73,22 +72,6 @@ def make_optimizer(name, params, lr, loss_of_model=None):
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-@contextmanager
-def ctrl_c_ends_training():
-    """While training, Ctrl-C ends the loop after the current epoch instead of killing the
-    program, so the parameters reached are still printed, plotted and saved."""
-    pressed = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
-    except ValueError:  # not the main thread: Ctrl-C keeps its usual meaning
-        previous = None
-    try:
-        yield pressed
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-
-
 @dataclass
 class TrainLog:
     """What the monitor saw: the loss at every recorded epoch, why training stopped, how long it took."""
@@ -96,7 +79,9 @@ class TrainLog:
     history: list = field(default_factory=list)  # (epoch, loss): a float, or a tensor of one loss per run
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
     stop_reason: str = "epochs"                  # epochs | tol | target | diverged | interrupted
-    diverged_at: int | None = None
+    diverged_at: int | None = None               # the first epoch with an inf/NaN loss (of any run)
+    diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN
+    run_diverged_at: object = None               # replicated runs: (R,) first inf/NaN epoch per run, 0 for none
     seconds: float = 0.0
 
 
@@ -105,8 +90,9 @@ class Monitor:
 
     Every `record_interval` epochs, and at a few log-spaced epochs before, it keeps the loss and
     hands it to on_record (which prints it at the log interval). It stops on an inf/NaN loss, on
-    Ctrl-C (`ctrl_c` fills up), when `tol` is met or when stop_when() says so. For replicated runs
-    (a criterion with per_run) the recorded loss is a tensor, one entry per run.
+    Ctrl-C or SIGTERM (`signals` fills up), when `tol` is met or when stop_when() says so. For
+    replicated runs (a criterion with per_run) the recorded loss is a tensor, one entry per run;
+    each run's first inf/NaN epoch is noted, and training stops once every run has diverged.
     """
 
     def __init__(self, model, inputs, y, criterion, record_interval=100, on_record=None, tol=None,
@@ -115,18 +101,24 @@ class Monitor:
         self.per_run = getattr(criterion, "per_run", None)
         self.record_interval, self.on_record, self.tol = record_interval, on_record, tol
         self.frame_epochs, self.stop_when = set(frame_epochs), stop_when
-        self.log, self.ctrl_c, self.previous = TrainLog(), [], None
+        self.log, self.signals, self.previous = TrainLog(), [], None
 
-    def stop(self, reason, diverged_at=None):
-        self.log.stop_reason, self.log.diverged_at = reason, diverged_at
+    def stop(self, reason):
+        self.log.stop_reason = reason
         return True
+
+    def diverged(self, epoch, value):
+        self.log.diverged_at, self.log.diverged_loss = epoch, value
+        return self.stop("diverged")
 
     def __call__(self, epoch, loss, out):
         self.log.epochs_run = epoch
-        if self.per_run is None:  # replicated runs are checked run by run below
-            value = loss.item()
-            if not math.isfinite(value):
-                return self.stop("diverged", epoch)
+        value = loss.item()
+        if not math.isfinite(value):
+            if self.per_run is None:
+                return self.diverged(epoch, value)
+            if self.note_diverged_runs(epoch, out):
+                return True
         if epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS:
             if self.per_run is not None:
                 value = self.per_run(out.detach(), self.y).cpu()
@@ -135,12 +127,20 @@ class Monitor:
         if epoch in self.frame_epochs:
             with torch.no_grad():
                 self.log.frames.append((epoch, self.model(self.inputs).detach().cpu()))
-        return bool(self.ctrl_c) and self.stop("interrupted")
+        return bool(self.signals) and self.stop("interrupted")
+
+    def note_diverged_runs(self, epoch, out):
+        """Replicated runs: note the runs whose loss became inf/NaN at `epoch`; True once all have."""
+        losses = self.per_run(out.detach(), self.y).cpu()
+        if self.log.run_diverged_at is None:
+            self.log.run_diverged_at = torch.zeros(losses.numel(), dtype=torch.long)
+            self.log.diverged_at, self.log.diverged_loss = epoch, losses[~torch.isfinite(losses)][0].item()
+        newly = ~torch.isfinite(losses) & (self.log.run_diverged_at == 0)
+        self.log.run_diverged_at[newly] = epoch
+        return bool((self.log.run_diverged_at > 0).all()) and self.stop("diverged")
 
     def record(self, epoch, value):
         self.log.history.append((epoch, value))
-        if self.per_run is not None and not torch.isfinite(value).any():
-            return self.stop("diverged", epoch)
         if self.on_record is not None:
             self.on_record(epoch, value)
         if self.stop_when is not None and self.stop_when():

@@ -1,0 +1,101 @@
+"""Ctrl-C (SIGINT), SIGTERM and a standard output that stops taking text, at every stage of a run.
+
+- Starting (imports, parsing): nothing is computed yet, so the program ends at once and quietly,
+  with the shell's codes: 130 for Ctrl-C, 143 for SIGTERM.
+- From the first epoch until the files are written: a signal is only recorded. The training loop
+  stops after the current epoch; the parameters reached are printed and every file is written
+  (well under a second), then the run exits with 130 or 143. A second signal changes nothing.
+- A closed pipe (`| head`) or a full disk behind stdout: printing stops, the files are still
+  written, and the exit status says so (141 for a closed pipe, 74 otherwise).
+"""
+import errno
+import os
+import signal
+import sys
+from contextlib import contextmanager, suppress
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def end_at_once(signum, frame):
+    os._exit(128 + signum)  # no traceback, no half-finished imports left behind: nothing is computed yet
+
+
+def end_at_once_on_signals():
+    """For the start of the program: Ctrl-C or SIGTERM ends it at once, quietly."""
+    for signum in SIGNALS:
+        signal.signal(signum, end_at_once)
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails with an error instead of killing us
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+class RecordedSignals:
+    """While active, SIGINT and SIGTERM are appended to `received` instead of acting."""
+
+    def __init__(self):
+        self.received = []
+        self.previous = {}
+
+    def __enter__(self):
+        with suppress(ValueError):  # not the main thread: signals keep their usual meaning
+            for signum in SIGNALS:
+                self.previous[signum] = signal.signal(signum, lambda signum, frame: self.received.append(signum))
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    @property
+    def exit_status(self):
+        """130 after Ctrl-C, 143 after SIGTERM (the first received), None if none came."""
+        return 128 + self.received[0] if self.received else None
+
+
+class GuardedStdout:
+    """Standard output that never raises: after the first failed write it drops what follows and
+    remembers the error, so that a closed pipe or a full disk cannot stop the files being written."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def write(self, text):
+        if self.error is None:
+            try:
+                return self.stream.write(text)
+            except OSError as error:
+                self.fail(error)
+        return len(text)
+
+    def flush(self):
+        if self.error is None:
+            try:
+                self.stream.flush()
+            except OSError as error:
+                self.fail(error)
+
+    def fail(self, error):
+        self.error = error
+        with suppress(OSError, ValueError):  # later writes, Python's own flush at exit too, go nowhere
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+    @property
+    def exit_status(self):
+        """141 (128 + SIGPIPE) for a closed pipe, 74 (EX_IOERR) for another failure, None if none."""
+        if self.error is None:
+            return None
+        return 141 if self.error.errno == errno.EPIPE else 74
+
+
+@contextmanager
+def guarded_stdout():
+    guard = GuardedStdout(sys.stdout)
+    sys.stdout = guard
+    try:
+        yield guard
+    finally:
+        guard.flush()
+        sys.stdout = guard.stream
