@@ -154,6 +154,31 @@ def bench_startup(repeats):
             "argument_error": timed([script, "--epochs", "0"]), "import_torch": timed(["-c", "import torch"])}
 
 
+# ----------------------------------------------------------------------------- 6. a busy machine
+def bench_busy_machine(runs, epochs):
+    """`--runs R --epochs E` as a subprocess, on an idle machine and while another process spins on
+    one core, with the default threads (one) and with --threads 2."""
+    command = [sys.executable, str(ROOT / "quadratic_regression.py"), "--model", "linear", "--runs", str(runs),
+               "--epochs", str(epochs), "--no-plot", "-q"]
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+
+    def timed(extra):
+        start = time.perf_counter()
+        subprocess.run(command + extra, env=env, capture_output=True, check=True)
+        return time.perf_counter() - start
+
+    rows = []
+    for label, extra in (("default (1 thread)", []), ("--threads 2", ["--threads", "2"])):
+        idle = timed(extra)
+        spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            busy = timed(extra)
+        finally:
+            spinner.kill()
+        rows.append({"threads": label, "idle_seconds": idle, "busy_seconds": busy, "ratio": busy / idle})
+    return {"runs": runs, "epochs": epochs, "rows": rows}
+
+
 # ----------------------------------------------------------------------------- report
 def markdown(report):
     lines = []
@@ -198,6 +223,12 @@ def markdown(report):
               f"| quadratic_regression.py --help | {s['help']:.3f} |",
               f"| quadratic_regression.py --epochs 0 (error) | {s['argument_error']:.3f} |",
               f"| python -c 'import torch' (what --help avoids) | {s['import_torch']:.3f} |"]
+    b = report["busy_machine"]
+    lines += ["", f"### A busy machine (`--model linear --runs {b['runs']} --epochs {b['epochs']}`, one other "
+                  "process spinning on one core)", "",
+              "| torch threads | idle s | busy s | busy / idle |", "|---|---:|---:|---:|"]
+    for r in b["rows"]:
+        lines.append(f"| {r['threads']} | {r['idle_seconds']:.2f} | {r['busy_seconds']:.2f} | {r['ratio']:.2f} |")
     return "\n".join(lines)
 
 
@@ -217,6 +248,7 @@ def main(argv=None):
                                                 epochs=500 if quick else 20_000)
     report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
     report["startup"] = bench_startup(repeats=2 if quick else 5)
+    report["busy_machine"] = bench_busy_machine(runs=100 if quick else 1000, epochs=300 if quick else 5000)
     machine = report["machine"]
     print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")

@@ -37,8 +37,9 @@ def build_parser():
     parser = OneLineErrorParser(
         prog=PROG,
         description="Fit y = (x-4)(x-8) + noise with PyTorch, as in HansBug's blog post, then explain the fit.",
-        epilog=defaults_table() + "\n\nexit status: 0 done, 1 training diverged, 2 bad arguments, "
-                                  "130 interrupted (Ctrl-C)",
+        epilog=defaults_table() + "\n\nexit status: 0 done, 1 training diverged (any run), 2 bad arguments, "
+                                  "74 a file or standard output could not be written,\n130 interrupted (Ctrl-C), "
+                                  "141 standard output closed early, 143 terminated (SIGTERM)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument

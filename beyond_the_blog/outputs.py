@@ -39,6 +39,9 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least):
     if settings.animate and fits[0].log.frames:
         outputs.append(("--animate", settings.animate, lambda path: write_animation(path, x, y, fits[0]),
                         f"animation written to {settings.animate} ({len(fits[0].log.frames)} frames)"))
+    elif settings.animate:
+        print(f"{PROG}: --animate {settings.animate} not written: training stopped before its first frame",
+              file=sys.stderr)
     if settings.metrics:
         records = {f.model_name: fit_metrics(f, least, diagnoses.get(f.model_name), settings.seed) for f in fits}
         data = records if settings.model == "both" else records[settings.model]

@@ -166,6 +166,6 @@ def test_benchmark_quick_mode_runs(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert {"faithful", "time_to_fit", "replications", "frames", "startup", "machine"} <= set(report)
+    assert {"faithful", "time_to_fit", "replications", "frames", "startup", "machine", "busy_machine"} <= set(report)
     assert report["faithful"]["identical_losses"] is True
     assert "| " in result.stdout  # markdown tables
