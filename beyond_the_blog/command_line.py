@@ -14,6 +14,14 @@ PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
 
 
+STOPPING = """stopping: the blog's settings (plain sgd on raw x) always run all their epochs. The other
+optimizers (momentum, adam, lbfgs, and sgd with --standardize), at their default epochs, stop once converged:
+the loss changed by at most 1e-7 (relative) over one log interval (100 epochs, or a tenth of a shorter run);
+lbfgs: one epoch (up to 20 iterations) that no longer changes the loss at all. An explicit --epochs N runs
+exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended: epochs,
+converged, tol, diverged or interrupted."""
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a mistake is reported in one line instead of the whole usage."""
 
@@ -25,7 +33,7 @@ def build_parser():
     parser = OneLineErrorParser(
         prog=PROG,
         description="Fit y = (x-4)(x-8) + noise with PyTorch, as in HansBug's blog post, then explain the fit.",
-        epilog=defaults_table() + "\n\nexit status: 0 done, 1 training diverged, 2 bad arguments, "
+        epilog=defaults_table() + "\n\n" + STOPPING + "\n\nexit status: 0 done, 1 training diverged, 2 bad arguments, "
                                   "130 interrupted (Ctrl-C)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -62,6 +70,12 @@ def build_parser():
     add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
+    add("--gradients", choices=("autograd", "manual"), default="autograd",
+        help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
+             "the same losses bit for bit with sgd, and faster (default: autograd)")
+    add("--batch-size", type=int, metavar="B",
+        help="minibatch SGD: a step per B points, the data reshuffled every epoch (seeded by --seed); the loss "
+             "printed and plotted is still the full-data loss (default: all points, the blog's full batch)")
     return parser
 
 
@@ -116,6 +130,29 @@ def check_combinations(parser, args):
         parser.error("--plot and --no-plot contradict each other")
 
 
+def check_stages(parser, args):
+    """--gradients manual and --batch-size: the combinations they cannot serve, refused with the reason."""
+    if args.batch_size is not None and not 1 <= args.batch_size <= args.samples:
+        parser.error(f"--batch-size must be between 1 and --samples {args.samples} (got {args.batch_size})")
+    if args.batch_size is not None and args.optimizer == "lbfgs":
+        parser.error("--batch-size cannot be used with --optimizer lbfgs: its line search needs the full-data loss")
+    if args.gradients != "manual":
+        return
+    if args.optimizer == "lbfgs":
+        parser.error("--gradients manual cannot drive --optimizer lbfgs: its line search re-evaluates the loss "
+                     "through autograd; use sgd, momentum or adam")
+    if args.runs > 1:
+        parser.error("--gradients manual trains one model: the replicated runs' vectorized gradients come from "
+                     "autograd; drop --runs")
+    if args.batch_size is not None:
+        parser.error("--gradients manual writes out the full-batch gradients: drop --batch-size")
+    for name in BLOG_MODELS if args.model == "both" else (args.model,):
+        model = MODELS[name]
+        if model.model_class is not None and model.manual_gradients is None:  # (unbound: before registration)
+            parser.error(f"--gradients manual: model {name} has no gradients written by hand "
+                         "(register it with manual_gradients=...); use --gradients autograd")
+
+
 def default_plot_path(model, runs):
     return f"quadratic_regression_{model}{'_runs' if runs > 1 else ''}.png"
 
@@ -144,6 +181,9 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
+    gradients: str = "autograd"    # or "manual": the lesson's train_by_hand
+    batch_size: int | None = None  # None: the full batch
+    stop_when_converged: bool = False  # the non-blog optimizers at their default epochs (see STOPPING)
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -159,9 +199,11 @@ def resolve(args):
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
     plot = None if args.no_plot else args.plot or default_plot_path(args.model, args.runs)
+    blog_optimizer = args.optimizer == "sgd" and not args.standardize
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
-                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show)
+                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
+                    args.gradients, args.batch_size, args.epochs is None and not blog_optimizer)
 
 
 def parse_args(argv=None):
@@ -170,6 +212,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
+    check_stages(parser, args)
     for option in ("plot", "animate", "metrics", "save_model"):
         check_writable(parser, "--" + option.replace("_", "-"), getattr(args, option))
     if args.plot is None and not args.no_plot:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .minibatches import Minibatches
 from .model_registry import default_epochs, default_lr
 from .training import Monitor, TrainLog, ctrl_c_ends_training, make_optimizer
 
@@ -26,6 +27,8 @@ class Fit:
     trained: dict               # parameters after training, in the space trained in
     mean: float = 0.0           # the standardization, if any: z = (x - mean) / std
     std: float = 1.0
+    gradients: str = "autograd"  # or "manual": the lesson's train_by_hand
+    batch_size: int | None = None  # minibatch SGD's batch size; None: the full batch
 
     @property
     def parameters(self):
@@ -49,13 +52,16 @@ def coefficients_in_x(model, mean=0.0, std=1.0, standardize=False):
 
 
 def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None, standardize=False,
-        criterion=None, target=None, **monitor_options):
+        criterion=None, target=None, manual_gradients=None, batch_size=None, shuffle_seeds=(0,),
+        **monitor_options):
     """Train `model` on (x, y) with `train`, the lesson's loop, and return a Fit in x's units.
 
     With standardize the model sees z = (x - mean)/std, and its parameters are rewritten for x
     afterwards. With `target` (a, b, c), training stops once every coefficient is within 0.01 of
-    it (the benchmark's time to fit). monitor_options go to Monitor: record_interval, on_record,
-    tol, frame_epochs.
+    it (the benchmark's time to fit). `train` is the lesson's train_by_hand when manual_gradients
+    (the model's registered factory) is given, its train_in_minibatches when batch_size is, each
+    run's order drawn from its seed in shuffle_seeds. monitor_options go to Monitor:
+    record_interval, on_record, tol, frame_epochs, converged.
     """
     lr = default_lr(optimizer, model_name, standardize) if lr is None else lr
     epochs = default_epochs(optimizer, model_name, standardize) if epochs is None else epochs
@@ -72,13 +78,20 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
     opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y))
     start = time.perf_counter()
     with ctrl_c_ends_training() as monitor.ctrl_c:
-        train(model, inputs, y, opt, epochs, monitor=monitor, criterion=criterion)
+        if manual_gradients is not None:
+            train(manual_gradients(model, inputs, y), opt, epochs, monitor=monitor)
+        elif batch_size is not None:
+            minibatches = Minibatches(inputs, y, batch_size, shuffle_seeds)
+            train(model, inputs, y, opt, epochs, minibatches, monitor=monitor, criterion=criterion)
+        else:
+            train(model, inputs, y, opt, epochs, monitor=monitor, criterion=criterion)
     monitor.log.seconds = time.perf_counter() - start
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if standardize:
         rewrite_for_x(model, trained, mean, std)
     return Fit(model_name, model, optimizer, lr, epochs, standardize, monitor.log, final_loss(model, x, y, criterion),
-               coefficients_in_x(model), initial, trained, mean, std)
+               coefficients_in_x(model), initial, trained, mean, std,
+               "autograd" if manual_gradients is None else "manual", batch_size)
 
 
 def rewrite_for_x(model, trained, mean, std):

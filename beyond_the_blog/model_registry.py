@@ -19,6 +19,7 @@ class ModelSettings:
     constant_hessian: bool = False
     model_class: type | None = None   # bound by register()
     diagnose: object = None           # diagnose(fit, x, y) -> a diagnosis, or None
+    manual_gradients: object = None   # gradients = manual_gradients(model, x, y); gradients() -> loss, sets p.grad
 
 
 # Plain "sgd" is the blog's own setting. The others were chosen so that both models reach the
@@ -39,15 +40,17 @@ MODELS = {
 }
 
 
-def register(name, model_class, settings=None, diagnose=None):
+def register(name, model_class, settings=None, diagnose=None, manual_gradients=None):
     """Make `model_class` available as --model NAME. The blog's models have their settings above;
-    any other brings a ModelSettings. diagnose(fit, x, y), if given, explains the fit."""
+    any other brings a ModelSettings. diagnose(fit, x, y), if given, explains the fit;
+    manual_gradients(model, x, y), if given, lets --gradients manual train it."""
     if settings is None:
         if name not in MODELS:
             raise ValueError(f"model {name!r} needs its ModelSettings (colour and default lr/epochs)")
         settings = MODELS[name]
     settings.model_class = model_class
     settings.diagnose = diagnose
+    settings.manual_gradients = manual_gradients
     MODELS[name] = settings
     return model_class
 

@@ -6,7 +6,7 @@ a Lesson: this package never imports the script.
 """
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -26,6 +26,7 @@ from .report import (
     replication_metrics,
     write_json,
 )
+from .stopping import convergence_rule
 from .training import Progress, frame_epochs
 
 
@@ -36,6 +37,8 @@ class Lesson:
     train: Callable             # the blog's loop: train(model, x, y, optimizer, epochs, monitor, criterion)
     print_epoch: Callable       # print_epoch(epoch, epochs, loss): the blog's log line
     print_parameters: Callable  # print_parameters(model): the blog's closing lines
+    train_by_hand: Callable | None = None         # train_by_hand(gradients, optimizer, epochs, monitor)
+    train_in_minibatches: Callable | None = None  # (model, x, y, optimizer, epochs, minibatches, monitor, criterion)
 
 
 def run(settings, lesson) -> int:
@@ -63,16 +66,26 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=False):
+def stage_options(settings, lesson, name, seeds):
+    """The loop to run and what it needs: the blog's, by hand (--gradients manual) or in minibatches."""
+    if settings.gradients == "manual":
+        return {"train": lesson.train_by_hand, "manual_gradients": settings_of(name).manual_gradients}
+    if settings.batch_size is not None:
+        return {"train": lesson.train_in_minibatches, "batch_size": settings.batch_size, "shuffle_seeds": seeds}
+    return {"train": lesson.train}
+
+
+def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=False, seeds=None):
     """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
     progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=label)
+    converged = convergence_rule(settings.optimizer, record_interval) if settings.stop_when_converged else None
     try:
-        return fit(model, x, y, train=lesson.train, model_name=name, optimizer=settings.optimizer,
-                   lr=settings.lr[name], epochs=epochs, standardize=settings.standardize,
-                   record_interval=record_interval, on_record=progress, tol=settings.tol,
-                   frame_epochs=frame_epochs(epochs) if frames_wanted else ())
+        return fit(model, x, y, **stage_options(settings, lesson, name, seeds or [settings.seed]), model_name=name,
+                   optimizer=settings.optimizer, lr=settings.lr[name], epochs=epochs,
+                   standardize=settings.standardize, record_interval=record_interval, on_record=progress,
+                   tol=settings.tol, frame_epochs=frame_epochs(epochs) if frames_wanted else (), converged=converged)
     finally:
         progress.close()
 
@@ -104,8 +117,28 @@ def run_single(settings, lesson, device):
             break
     if len(fits) == 2:
         print_comparison(fits, least)
-    write_single_outputs(settings, fits, diagnoses, x, y, least)
+    full_batch = full_batch_fits(settings, lesson, fits, x, y, after_data, device)
+    write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch)
     return exit_status(fits[-1].log)
+
+
+def full_batch_fits(settings, lesson, fits, x, y, after_data, device):
+    """--batch-size with a figure: the same settings on the full batch, from the same initial
+    parameters, whose loss curve the figure draws beside the minibatch one. It costs one step per
+    epoch, against the minibatch run's n/B, so at most half the run just made."""
+    finished = all(f.log.stop_reason in ("epochs", "converged", "tol") for f in fits)
+    if settings.batch_size is None or settings.batch_size >= settings.samples or not settings.plot or not finished:
+        return []
+    full_batch_settings = replace(settings, batch_size=None, quiet=True)
+    companions = []
+    for f in fits:
+        torch.set_rng_state(after_data)
+        companion = fit_with_progress(full_batch_settings, lesson, make_model(f.model_name).to(device),
+                                      f.model_name, x.to(device), y.to(device), label=f"{f.model_name} full batch")
+        print(f"{f.model_name}: final loss {f.final_loss:.6f} with batches of {settings.batch_size}; the same "
+              f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
+        companions.append(companion)
+    return companions
 
 
 def print_divergence(f, x, y):
@@ -122,6 +155,9 @@ def report_fit(settings, f, x, y, least):
     if f.log.stop_reason == "interrupted":
         print(f"interrupted after {f.log.epochs_run} epochs: the parameters above are where training stopped",
               file=sys.stderr)
+    if f.log.stop_reason == "converged":
+        print(f"stopped at epoch {f.log.epochs_run} of {f.epochs}: converged (the loss no longer changed, "
+              "see --help)")
     if f.log.stop_reason == "tol":
         print(f"stopped early at epoch {f.log.epochs_run}: the loss fell by less than --tol {settings.tol:g} "
               f"(relative) over the last {settings.intervals(f.epochs)[0]} epochs")
@@ -135,10 +171,10 @@ def report_fit(settings, f, x, y, least):
     return diagnosis
 
 
-def write_single_outputs(settings, fits, diagnoses, x, y, least):
+def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
     show = not settings.no_show and can_show()
     if settings.plot:
-        plot_fits(fits, x, y, least, settings.plot, show)
+        plot_fits(fits, x, y, least, settings.plot, show, full_batch)
         print(f"figure written to {settings.plot}")
     if settings.animate and fits[0].log.frames:
         frames = write_animation(settings.animate, x, y, fits[0])
@@ -161,7 +197,7 @@ def run_replications(settings, lesson, device):
     x, ys, models = replication_data(settings.model, seeds, lesson.make_data, settings.samples, settings.noise,
                                      settings.x_range)
     result = fit_with_progress(settings, lesson, Replicas(models).to(device), settings.model, x.to(device),
-                               ys.to(device), label=f"{settings.runs} runs")
+                               ys.to(device), label=f"{settings.runs} runs", seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":

@@ -95,7 +95,7 @@ class TrainLog:
     epochs_run: int = 0
     history: list = field(default_factory=list)  # (epoch, loss): a float, or a tensor of one loss per run
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
-    stop_reason: str = "epochs"                  # epochs | tol | target | diverged | interrupted
+    stop_reason: str = "epochs"                  # epochs | tol | target | converged | diverged | interrupted
     diverged_at: int | None = None
     seconds: float = 0.0
 
@@ -105,17 +105,19 @@ class Monitor:
 
     Every `record_interval` epochs, and at a few log-spaced epochs before, it keeps the loss and
     hands it to on_record (which prints it at the log interval). It stops on an inf/NaN loss, on
-    Ctrl-C (`ctrl_c` fills up), when `tol` is met or when stop_when() says so. For replicated runs
-    (a criterion with per_run) the recorded loss is a tensor, one entry per run.
+    Ctrl-C (`ctrl_c` fills up), when `tol` is met, when stop_when() says so or when
+    converged(epoch, loss) does (beyond_the_blog/stopping.py). For replicated runs (a criterion
+    with per_run) the recorded loss is a tensor, one entry per run.
     """
 
     def __init__(self, model, inputs, y, criterion, record_interval=100, on_record=None, tol=None,
-                 frame_epochs=(), stop_when=None):
+                 frame_epochs=(), stop_when=None, converged=None):
         self.model, self.inputs, self.y = model, inputs, y
         self.per_run = getattr(criterion, "per_run", None)
         self.record_interval, self.on_record, self.tol = record_interval, on_record, tol
         self.frame_epochs, self.stop_when = set(frame_epochs), stop_when
         self.log, self.ctrl_c, self.previous = TrainLog(), [], None
+        self.converged, self.criterion = converged, criterion
 
     def stop(self, reason, diverged_at=None):
         self.log.stop_reason, self.log.diverged_at = reason, diverged_at
@@ -135,7 +137,14 @@ class Monitor:
         if epoch in self.frame_epochs:
             with torch.no_grad():
                 self.log.frames.append((epoch, self.model(self.inputs).detach().cpu()))
+        if self.converged is not None and self.per_run is None and self.converged(epoch, value, self.loss_now):
+            return self.stop("converged")
         return bool(self.ctrl_c) and self.stop("interrupted")
+
+    def loss_now(self):
+        """The loss of the parameters as they are now, after the epoch's step (a stop rule may ask)."""
+        with torch.no_grad():
+            return self.criterion(self.model(self.inputs), self.y).item()
 
     def record(self, epoch, value):
         self.log.history.append((epoch, value))
@@ -149,6 +158,8 @@ class Monitor:
             if self.previous is not None and relative_decrease(self.previous, value) < self.tol:
                 return self.stop("tol")
             self.previous = value
+        if self.converged is not None and self.per_run is not None and self.converged(epoch, value):
+            return self.stop("converged")  # replicated runs: checked at the record epochs, where the losses are
         return False
 
 
