@@ -14,12 +14,11 @@ PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
 
 
-STOPPING = """stopping: the blog's settings (plain sgd on raw x) always run all their epochs. The other
-optimizers (momentum, adam, lbfgs, and sgd with --standardize), at their default epochs, stop once converged:
-the loss changed by at most 1e-7 (relative) over one log interval (100 epochs, or a tenth of a shorter run);
-lbfgs: one epoch (up to 20 iterations) that no longer changes the loss at all. An explicit --epochs N runs
-exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended: epochs,
-converged, tol, diverged or interrupted."""
+STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
+lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
+interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
+exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
+stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -183,7 +182,7 @@ class Settings:
     no_show: bool
     gradients: str = "autograd"    # or "manual": the lesson's train_by_hand
     batch_size: int | None = None  # None: the full batch
-    stop_when_converged: bool = False  # the non-blog optimizers at their default epochs (see STOPPING)
+    stop_when_converged: bool = False  # momentum/adam/lbfgs at their default epochs (see STOPPING)
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -199,11 +198,12 @@ def resolve(args):
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
     plot = None if args.no_plot else args.plot or default_plot_path(args.model, args.runs)
-    blog_optimizer = args.optimizer == "sgd" and not args.standardize
+    stop_when_converged = (args.epochs is None and args.optimizer != "sgd"
+                           and all(MODELS[m].stop_when_converged for m in models))
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
                     args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
-                    args.gradients, args.batch_size, args.epochs is None and not blog_optimizer)
+                    args.gradients, args.batch_size, stop_when_converged)
 
 
 def parse_args(argv=None):
