@@ -137,9 +137,6 @@ def check_stages(parser, args):
         parser.error("--batch-size cannot be used with --optimizer lbfgs: its line search needs the full-data loss")
     if args.gradients != "manual":
         return
-    if args.optimizer == "lbfgs":
-        parser.error("--gradients manual cannot drive --optimizer lbfgs: its line search re-evaluates the loss "
-                     "through autograd; use sgd, momentum or adam")
     if args.runs > 1:
         parser.error("--gradients manual trains one model: the replicated runs' vectorized gradients come from "
                      "autograd; drop --runs")

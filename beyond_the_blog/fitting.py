@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .minibatches import Minibatches
-from .model_registry import default_epochs, default_lr
+from .model_registry import MODELS, default_epochs, default_lr, settings_of
 from .training import Monitor, TrainLog, ctrl_c_ends_training, make_optimizer
 
 
@@ -67,6 +67,7 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
     epochs = default_epochs(optimizer, model_name, standardize) if epochs is None else epochs
     mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
     inputs = (x - mean) / std if standardize else x
+    criterion_given = criterion is not None or hasattr(model, "criterion")
     criterion = criterion or getattr(model, "criterion", None) or nn.MSELoss()  # replicas bring their own
     initial = {k: v.clone() for k, v in named_tensors(model).items()}
 
@@ -75,7 +76,8 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
 
     monitor = Monitor(model, inputs, y, criterion, stop_when=close_to_target if target is not None else None,
                       **monitor_options)
-    opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y))
+    opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y),
+                         gradients=line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given))
     start = time.perf_counter()
     with ctrl_c_ends_training() as monitor.ctrl_c:
         if manual_gradients is not None:
@@ -92,6 +94,15 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
     return Fit(model_name, model, optimizer, lr, epochs, standardize, monitor.log, final_loss(model, x, y, criterion),
                coefficients_in_x(model), initial, trained, mean, std,
                "autograd" if manual_gradients is None else "manual", batch_size)
+
+
+def line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given):
+    """L-BFGS evaluates the loss and its gradient 20 to 60 times an epoch: with the model's gradients
+    by hand (the MSE loss, bit for bit) rather than autograd, each evaluation costs a quarter."""
+    by_hand = settings_of(model_name).manual_gradients if model_name in MODELS else None
+    if optimizer != "lbfgs" or criterion_given or by_hand is None:
+        return None
+    return by_hand(model, inputs, y)
 
 
 def rewrite_for_x(model, trained, mean, std):

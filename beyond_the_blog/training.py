@@ -41,17 +41,22 @@ class PlainSGD:
 class LBFGSEpoch:
     """One L-BFGS step (up to 20 iterations with a line search) per epoch, behind the blog's
     zero_grad/backward/step. Its line search evaluates the loss itself, so step() hands it a
-    closure; the closure's first loss is the one the loop just computed, bit for bit."""
+    closure; the closure's first loss is the one the loop just computed, bit for bit. With
+    `gradients` (the model's gradients by hand, beyond_the_blog/manual_gradients.py) the closure
+    is gradients() instead of autograd: the same bits, about four times cheaper per evaluation."""
 
-    def __init__(self, params, lr, loss_of_model):
+    def __init__(self, params, lr, loss_of_model, gradients=None):
         self.lbfgs = torch.optim.LBFGS(params, lr=lr, max_iter=20, line_search_fn="strong_wolfe",
                                        tolerance_grad=1e-9, tolerance_change=1e-12)
-        self.loss_of_model = loss_of_model
+        self.loss_of_model, self.gradients = loss_of_model, gradients
 
     def zero_grad(self):
         self.lbfgs.zero_grad()
 
     def step(self):
+        if self.gradients is not None:
+            return self.lbfgs.step(self.gradients)
+
         def closure():
             self.lbfgs.zero_grad()
             loss = self.loss_of_model()
@@ -60,8 +65,9 @@ class LBFGSEpoch:
         return self.lbfgs.step(closure)
 
 
-def make_optimizer(name, params, lr, loss_of_model=None):
-    """loss_of_model() recomputes the loss: L-BFGS needs it for its line search."""
+def make_optimizer(name, params, lr, loss_of_model=None, gradients=None):
+    """loss_of_model() recomputes the loss: L-BFGS needs it for its line search; gradients(), if
+    given, does it and sets every p.grad by hand, and L-BFGS uses it instead."""
     if name == "sgd":
         return PlainSGD(params, lr)
     if name == "momentum":
@@ -69,7 +75,7 @@ def make_optimizer(name, params, lr, loss_of_model=None):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        return LBFGSEpoch(params, lr, loss_of_model)
+        return LBFGSEpoch(params, lr, loss_of_model, gradients)
     raise ValueError(f"unknown optimizer {name!r}")
 
 

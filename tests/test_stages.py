@@ -55,15 +55,17 @@ def test_manual_gradients_print_what_autograd_prints(tmp_path, model_name, epoch
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
-@pytest.mark.parametrize("optimizer,standardize", [("momentum", False), ("adam", True), ("sgd", True)])
-def test_manual_gradients_drive_momentum_and_adam_bit_for_bit(model_name, optimizer, standardize):
+@pytest.mark.parametrize("optimizer,standardize,epochs", [("momentum", False, 500), ("adam", True, 500),
+                                                          ("sgd", True, 500), ("lbfgs", False, 8)])
+def test_manual_gradients_drive_every_optimizer_bit_for_bit(model_name, optimizer, standardize, epochs):
+    """momentum and Adam read p.grad; L-BFGS's line search calls gradients() itself: no autograd at all."""
     fits = []
     for manual in (None, model_registry.settings_of(model_name).manual_gradients):
         x, y = seeded_data(2)
         model = model_registry.make_model(model_name)
         fits.append(fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize,
-                        epochs=500, record_interval=1, **({"train": qr.train_by_hand, "manual_gradients": manual}
-                                                          if manual else {})))
+                        epochs=epochs, record_interval=1, **({"train": qr.train_by_hand, "manual_gradients": manual}
+                                                             if manual else {})))
     autograd, manual = fits
     assert manual.gradients == "manual" and manual.log.history == autograd.log.history
     for name, value in autograd.parameters.items():
@@ -71,7 +73,6 @@ def test_manual_gradients_drive_momentum_and_adam_bit_for_bit(model_name, optimi
 
 
 @pytest.mark.parametrize(("args", "reason"), [
-    (["--gradients", "manual", "--optimizer", "lbfgs"], "line search"),
     (["--gradients", "manual", "--runs", "3"], "drop --runs"),
     (["--gradients", "manual", "--batch-size", "10"], "drop --batch-size"),
     (["--batch-size", "10", "--optimizer", "lbfgs"], "lbfgs"),
@@ -189,6 +190,22 @@ def test_the_figure_draws_the_full_batch_curve_beside_the_minibatch_one(tmp_path
 
 
 # ----------------------------------------------------------------------------- 3. stop when done
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_lbfgs_line_search_on_gradients_by_hand_changes_no_bit(model_name):
+    """By default L-BFGS's closure is the model's gradients by hand, for speed: the same run as autograd's."""
+    fits = []
+    for closure in (None, model_registry.settings_of(model_name).manual_gradients):
+        x, y = seeded_data(6)
+        model = model_registry.make_model(model_name)
+        by_hand = fitting.line_search_gradients("lbfgs", model_name, model, x, y, criterion_given=closure is None)
+        assert (by_hand is None) == (closure is None)
+        fits.append(fit(model, x, y, model_name=model_name, optimizer="lbfgs", epochs=6, record_interval=1,
+                        criterion=nn.MSELoss() if closure is None else None))  # a criterion given: autograd
+    assert fits[0].log.history == fits[1].log.history
+    for name, value in fits[0].parameters.items():
+        assert torch.equal(fits[1].parameters[name], value), name
+
+
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 @pytest.mark.parametrize("standardize", [False, True])
 def test_lbfgs_stops_once_converged_at_least_squares_for_seeds_0_to_9(tmp_path, capsys, model_name, standardize):
