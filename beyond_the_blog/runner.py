@@ -155,7 +155,7 @@ def report_fit(settings, f, x, y, least):
     if f.log.stop_reason == "interrupted":
         print(f"interrupted after {f.log.epochs_run} epochs: the parameters above are where training stopped",
               file=sys.stderr)
-    if f.log.stop_reason == "converged":
+    if f.log.stop_reason == "converged" and f.log.epochs_run < f.epochs:
         print(f"stopped at epoch {f.log.epochs_run} of {f.epochs}: converged (the loss no longer changed, "
               "see --help)")
     if f.log.stop_reason == "tol":
