@@ -7,10 +7,11 @@ two models, trained by full-batch SGD (lr 2e-5) on the mean squared error:
     python quadratic_regression.py --model params   # y = a x^2 + b x + c, 500000 epochs
     python quadratic_regression.py --model linear   # y = (w1 x + b1)(w2 x + b2), 20000 epochs
 
-This file is the lesson, top-down: the data, the two models, the training loop, the printing,
-and main(). Everything beyond the blog (the command line, optimizers, least squares, the
-diagnosis of why SGD is slow, replications, figures, metrics) lives in the package
-beyond_the_blog/ beside it, which hooks into the loop below without changing it.
+This file is the lesson, top-down: the data, the two models, the training loop, the two stages
+a learner tries next (the gradients by hand, minibatches), the printing, and main(). Everything
+beyond the blog (the command line, optimizers, least squares, the diagnosis of why SGD is slow,
+replications, figures, metrics) lives in the package beyond_the_blog/ beside it, which hooks
+into the loops below without changing them.
 """
 import sys
 
@@ -139,7 +140,7 @@ def train(model, x, y, optimizer, epochs, monitor=None, criterion=None):
 def train_by_hand(gradients, optimizer, epochs, monitor=None):
     """The blog's loop without autograd (--gradients manual): gradients() does the forward pass, the
     loss and every d loss / d p written out as the math, and sets p.grad itself, so there is no
-    zero_grad and no backward. With plain SGD every loss is the autograd loop's, bit for bit.
+    zero_grad and no backward. Every loss is the autograd loop's, bit for bit, with any optimizer.
     """
     for epoch in range(epochs):
         loss = gradients()  # forward, loss and d loss / d p by hand (see beyond_the_blog/manual_gradients.py)
