@@ -7,10 +7,11 @@ two models, trained by full-batch SGD (lr 2e-5) on the mean squared error:
     python quadratic_regression.py --model params   # y = a x^2 + b x + c, 500000 epochs
     python quadratic_regression.py --model linear   # y = (w1 x + b1)(w2 x + b2), 20000 epochs
 
-This file is the lesson, top-down: the data, the two models, the training loop, the printing,
-and main(). Everything beyond the blog (the command line, optimizers, least squares, the
-diagnosis of why SGD is slow, replications, figures, metrics) lives in the package
-beyond_the_blog/ beside it, which hooks into the loop below without changing it.
+This file is the lesson, top-down: the data, the two models, the training loop, the two stages
+a learner tries next (the gradients by hand, minibatches), the printing, and main(). Everything
+beyond the blog (the command line, optimizers, least squares, the diagnosis of why SGD is slow,
+replications, figures, metrics) lives in the package beyond_the_blog/ beside it, which hooks
+into the loops below without changing them.
 """
 import sys
 
@@ -28,6 +29,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from beyond_the_blog.analysis import diagnose_linear_fit, diagnose_params_fit  # noqa: E402
+from beyond_the_blog.manual_gradients import LinearGradients, ParamsGradients  # noqa: E402
 from beyond_the_blog.model_registry import register  # noqa: E402
 from beyond_the_blog.runner import Lesson, run  # noqa: E402
 
@@ -108,8 +110,8 @@ class LinearProduct(nn.Module):
 
 
 # --model params / --model linear; their default lr, epochs and colour are in model_registry.py
-register("params", ParamQuadratic, diagnose=diagnose_params_fit)
-register("linear", LinearProduct, diagnose=diagnose_linear_fit)
+register("params", ParamQuadratic, diagnose=diagnose_params_fit, manual_gradients=ParamsGradients)
+register("linear", LinearProduct, diagnose=diagnose_linear_fit, manual_gradients=LinearGradients)
 
 
 # ----------------------------------------------------------------------------- training
@@ -129,6 +131,49 @@ def train(model, x, y, optimizer, epochs, monitor=None, criterion=None):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+
+        if monitor is not None:
+            if monitor(epoch + 1, loss, out):
+                break
+        elif (epoch + 1) % 100 == 0:
+            print_epoch(epoch + 1, epochs, loss.item())
+
+
+# ----------------------------------------------------------------------------- the next stages
+# PyTorch's own tutorial fits a polynomial in stages: gradients written by hand, then autograd,
+# then nn and optim. The blog starts at nn and optim; these two loops are what a learner tries next.
+def train_by_hand(gradients, optimizer, epochs, monitor=None):
+    """The blog's loop without autograd (--gradients manual): gradients() does the forward pass, the
+    loss and every d loss / d p written out as the math, and sets p.grad itself, so there is no
+    zero_grad and no backward. Every loss is the autograd loop's, bit for bit, with any optimizer.
+    """
+    for epoch in range(epochs):
+        loss = gradients()  # forward, loss and d loss / d p by hand (see beyond_the_blog/manual_gradients.py)
+        optimizer.step()
+
+        if monitor is not None:
+            if monitor(epoch + 1, loss, None):  # (no `out`: only replicated runs need it)
+                break
+        elif (epoch + 1) % 100 == 0:
+            print_epoch(epoch + 1, epochs, loss.item())
+
+
+def train_in_minibatches(model, x, y, optimizer, epochs, minibatches, monitor=None, criterion=None):
+    """Minibatch SGD (--batch-size B): each epoch takes a step per batch of B points, the data
+    reshuffled every epoch by minibatches(). The loss logged is the full-data loss at the start
+    of the epoch, as in `train`, so the two curves compare; B = all points is `train` exactly.
+    """
+    criterion = criterion or nn.MSELoss()
+    for epoch in range(epochs):
+        with torch.no_grad():
+            out = model(x)
+            loss = criterion(out, y)  # on all the data: what the log shows
+
+        for x_batch, y_batch in minibatches():
+            batch_loss = criterion(model(x_batch), y_batch)
+            optimizer.zero_grad()
+            batch_loss.backward()
+            optimizer.step()
 
         if monitor is not None:
             if monitor(epoch + 1, loss, out):
@@ -157,7 +202,7 @@ def main(argv=None) -> int:
         settings = parse_args(argv)
     except SystemExit as exit:  # --help, or a mistake already reported in one line
         return exit.code
-    return run(settings, Lesson(make_data, train, print_epoch, print_parameters))
+    return run(settings, Lesson(make_data, train, print_epoch, print_parameters, train_by_hand, train_in_minibatches))
 
 
 if __name__ == "__main__":

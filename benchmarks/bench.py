@@ -7,9 +7,11 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 
 1. faithful path: time per epoch of the default run (plain SGD on `params`) against the blog's own
    loop (nn.Module, nn.MSELoss, torch.optim.SGD, zero_grad/backward/step, loss.item() every 100
-   epochs), alternating on the same data, and whether every logged loss is identical.
+   epochs), alternating on the same data, and whether every logged loss is identical; the same for
+   --gradients manual (the lesson's train_by_hand).
 2. time to fit: training seconds until the expanded coefficients are within 0.01 of least squares,
-   for each optimizer, with and without --standardize, for both models.
+   for each optimizer, with and without --standardize, for both models; beside it, what the command
+   line does by default (its epochs, or its stop rule), and --optimizer lbfgs's default on seeds 0-9.
 3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
 4. --animate: training time with its frames recorded against without.
 5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
@@ -31,7 +33,7 @@ import torch  # noqa: E402
 from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
-from beyond_the_blog import analysis, fitting, model_registry, replications, training  # noqa: E402
+from beyond_the_blog import analysis, command_line, fitting, model_registry, replications, runner, training  # noqa: E402
 
 
 def fit(model, x, y, **options):
@@ -59,22 +61,33 @@ def script_loop(x, y, epochs):
     return result.log.seconds, [v for e, v in result.log.history if e % 100 == 0]
 
 
+def manual_loop(x, y, epochs):
+    """--gradients manual: the lesson's train_by_hand with the model's registered gradients."""
+    model = qr.ParamQuadratic()
+    result = fitting.fit(model, x, y, train=qr.train_by_hand, model_name="params", epochs=epochs,
+                         manual_gradients=model_registry.settings_of("params").manual_gradients)
+    return result.log.seconds, [v for e, v in result.log.history if e % 100 == 0]
+
+
 def bench_faithful(epochs, rounds):
     torch.manual_seed(0)
     x, y = qr.make_data()
-    after_data = torch.get_rng_state()  # both loops draw the same initial parameters from here
-    times = {blog_loop: [], script_loop: []}
+    after_data = torch.get_rng_state()  # all loops draw the same initial parameters from here
+    loops = (blog_loop, script_loop, manual_loop)
+    times = {loop: [] for loop in loops}
     logged = {}
-    for loop in (blog_loop, script_loop):  # warm up: the first optimizer step imports and caches a lot
+    for loop in loops:  # warm up: the first optimizer step imports and caches a lot
         loop(x, y, 200)
-    for _ in range(rounds):  # alternate, so that drift in the machine's speed hits both alike
-        for loop in (blog_loop, script_loop):
+    for _ in range(rounds):  # alternate, so that drift in the machine's speed hits all alike
+        for loop in loops:
             torch.set_rng_state(after_data)
             seconds, logged[loop] = loop(x, y, epochs)
             times[loop].append(seconds / epochs)
-    blog, script = statistics.median(times[blog_loop]), statistics.median(times[script_loop])
+    blog, script, manual = (statistics.median(times[loop]) for loop in loops)
     return {"epochs": epochs, "rounds": rounds, "blog_us_per_epoch": blog * 1e6, "script_us_per_epoch": script * 1e6,
-            "ratio": script / blog, "identical_losses": logged[blog_loop] == logged[script_loop]}
+            "ratio": script / blog, "identical_losses": logged[blog_loop] == logged[script_loop],
+            "manual_us_per_epoch": manual * 1e6, "manual_ratio": manual / blog,
+            "manual_identical_losses": logged[blog_loop] == logged[manual_loop]}
 
 
 # ----------------------------------------------------------------------------- 2. time to fit
@@ -99,7 +112,45 @@ def bench_time_to_fit(max_epochs):
                              "lr": result.lr, "epochs_cap": epochs, "capped_for_quick": capped,
                              "reached": result.log.stop_reason == "target", "epochs_run": result.log.epochs_run,
                              "seconds": result.log.seconds,
-                             "max_coefficient_error": (result.coefficients[0] - target).abs().max().item()})
+                             "max_coefficient_error": (result.coefficients[0] - target).abs().max().item(),
+                             "cli_default": cli_default(model_name, optimizer, standardize, 0,
+                                                        epochs if capped else None)})
+    return rows
+
+
+LESSON = runner.Lesson(qr.make_data, qr.train, qr.print_epoch, qr.print_parameters, qr.train_by_hand,
+                       qr.train_in_minibatches)
+
+
+def cli_default(model_name, optimizer, standardize, seed, epochs=None):
+    """What `quadratic_regression.py --model M --optimizer O [--standardize] --seed S` trains, with its
+    own settings and stop rule (epochs: an explicit --epochs, for --quick's cap): epochs run,
+    training seconds, and whether the coefficients end within 0.01 of least squares."""
+    args = ["--model", model_name, "--optimizer", optimizer, "--seed", str(seed), "--quiet", "--no-plot"]
+    args += (["--standardize"] if standardize else []) + (["--epochs", str(epochs)] if epochs else [])
+    settings = command_line.parse_args(args)
+    torch.manual_seed(seed)
+    x, y = qr.make_data()
+    target = analysis.least_squares(x, y).coefficients[0]
+    result = runner.fit_with_progress(settings, LESSON, model_registry.make_model(model_name), model_name, x, y,
+                                      label=None)
+    error = (result.coefficients[0] - target).abs().max().item()
+    return {"epochs_run": result.log.epochs_run, "stop_reason": result.log.stop_reason,
+            "seconds": result.log.seconds, "reached": error <= 0.01, "max_coefficient_error": error}
+
+
+def bench_lbfgs_default(seeds):
+    """--optimizer lbfgs as the command line runs it by default, seeds 0-9: the slowest seed per setting."""
+    rows = []
+    for model_name in model_registry.BLOG_MODELS:
+        for standardize in (False, True):
+            runs = [cli_default(model_name, "lbfgs", standardize, seed) for seed in seeds]
+            rows.append({"model": model_name, "standardize": standardize, "seeds": list(seeds),
+                         "max_seconds": max(r["seconds"] for r in runs),
+                         "median_seconds": statistics.median(r["seconds"] for r in runs),
+                         "max_epochs_run": max(r["epochs_run"] for r in runs),
+                         "all_reached": all(r["reached"] for r in runs),
+                         "all_converged": all(r["stop_reason"] == "converged" for r in runs)})
     return rows
 
 
@@ -186,17 +237,23 @@ def markdown(report):
     lines += ["### Faithful path (default `--model params`, plain SGD)", "",
               "| loop | µs per epoch | ratio |", "|---|---:|---:|",
               f"| blog's loop (torch.optim.SGD) | {f['blog_us_per_epoch']:.1f} | 1.00 |",
-              f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |", "",
+              f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |",
+              f"| quadratic_regression.py --gradients manual | {f['manual_us_per_epoch']:.1f} | "
+              f"{f['manual_ratio']:.2f} |", "",
               f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
-              f"every logged loss identical: {f['identical_losses']}", ""]
+              f"every logged loss identical: {f['identical_losses']} (autograd), "
+              f"{f['manual_identical_losses']} (manual)", ""]
     lines += ["### Time to fit (coefficients within 0.01 of least squares)", "",
-              "| model | optimizer | standardize | lr | epochs | seconds | reached |",
-              "|---|---|---|---:|---:|---:|---|"]
+              "| model | optimizer | standardize | lr | epochs | seconds | reached | CLI default: epochs, seconds, "
+              "reached |", "|---|---|---|---:|---:|---:|---|---|"]
     for r in report["time_to_fit"]:
         capped = ", capped" if r["capped_for_quick"] else ""
         reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{capped})"
+        cli = r["cli_default"]
+        cli_text = (f"{cli['epochs_run']} ({cli['stop_reason']}), {cli['seconds']:.4f} s, "
+                    f"{'yes' if cli['reached'] else 'no'}")
         lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
-                     f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} |")
+                     f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} | {cli_text} |")
     for model_name in model_registry.BLOG_MODELS:
         rows = [r for r in report["time_to_fit"] if r["model"] == model_name]
         blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
@@ -206,6 +263,13 @@ def markdown(report):
                          f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
                          f"({blog['seconds'] / best['seconds']:.0f}× faster"
                          f"{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+    lines += ["", "### `--optimizer lbfgs` as the command line runs it (default epochs and stop rule), "
+                  "seeds 0-9", "", "| model | standardize | max seconds | median seconds | max epochs | "
+                  "all within 0.01 | all converged |", "|---|---|---:|---:|---:|---|---|"]
+    for r in report["lbfgs_default"]:
+        lines.append(f"| {r['model']} | {'yes' if r['standardize'] else 'no'} | {r['max_seconds']:.4f} | "
+                     f"{r['median_seconds']:.4f} | {r['max_epochs_run']} | {r['all_reached']} | "
+                     f"{r['all_converged']} |")
     rep = report["replications"]
     lines += ["", f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs; "
                   f"one run alone: {rep['single_run_seconds']:.2f} s)", "",
@@ -244,6 +308,7 @@ def main(argv=None):
               "quick": quick}
     report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
     report["time_to_fit"] = bench_time_to_fit(max_epochs=5_000 if quick else None)
+    report["lbfgs_default"] = bench_lbfgs_default(range(10))
     report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
                                                 epochs=500 if quick else 20_000)
     report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)

@@ -4,6 +4,9 @@ In reading order:
     command_line    the options, their checks, the settings resolved once (torch-free)
     model_registry  the models --model knows, with their defaults and colours (torch-free)
     training        what hooks into the lesson's loop: optimizers, the monitor, Ctrl-C, progress
+    manual_gradients  every d loss / d p by hand, autograd's bits (the lesson's train_by_hand)
+    minibatches     --batch-size: each epoch's batches, one seeded generator per run
+    stopping        stop when done: momentum, Adam and L-BFGS end once converged
     fitting         one fit, start to end: standardize, train, report in x's units
     analysis        least squares, t quantiles, each model's diagnosis, the largest stable lr
     replications    many runs at once, vectorized with torch.func

@@ -19,6 +19,13 @@ BYTES_PER_POINT = 300              # measured peak memory per data point and run
 TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
+STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
+lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
+interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
+exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
+stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, but a mistake is reported in one line instead of the whole usage, and a negative
     number in any notation (-1e3, -.5, -inf) is taken as a value, not as an option."""
@@ -37,9 +44,10 @@ def build_parser():
     parser = OneLineErrorParser(
         prog=PROG,
         description="Fit y = (x-4)(x-8) + noise with PyTorch, as in HansBug's blog post, then explain the fit.",
-        epilog=defaults_table() + "\n\nexit status: 0 done, 1 training diverged (any run), 2 bad arguments, "
-                                  "74 a file or standard output could not be written,\n130 interrupted (Ctrl-C), "
-                                  "141 standard output closed early, 143 terminated (SIGTERM)",
+        epilog=defaults_table() + "\n\n" + STOPPING + "\n\nexit status: 0 done, 1 training diverged (any run), "
+                                  "2 bad arguments, 74 a file or standard output could not be written,\n"
+                                  "130 interrupted (Ctrl-C), 141 standard output closed early, "
+                                  "143 terminated (SIGTERM)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -75,6 +83,12 @@ def build_parser():
     add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
+    add("--gradients", choices=("autograd", "manual"), default="autograd",
+        help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
+             "the same losses bit for bit with sgd, and faster (default: autograd)")
+    add("--batch-size", type=int, metavar="B",
+        help="minibatch SGD: a step per B points, the data reshuffled every epoch (seeded by --seed); the loss "
+             "printed and plotted is still the full-data loss (default: all points, the blog's full batch)")
     add("--threads", type=int, metavar="N",
         help="torch threads (default: the OMP_NUM_THREADS environment variable if set, else 1: the tensors here "
              "are too small to gain from more, and a second thread waits on a busy core)")
@@ -183,6 +197,26 @@ def memory_available():
         return None
 
 
+def check_stages(parser, args):
+    """--gradients manual and --batch-size: the combinations they cannot serve, refused with the reason."""
+    if args.batch_size is not None and not 1 <= args.batch_size <= args.samples:
+        parser.error(f"--batch-size must be between 1 and --samples {args.samples} (got {args.batch_size})")
+    if args.batch_size is not None and args.optimizer == "lbfgs":
+        parser.error("--batch-size cannot be used with --optimizer lbfgs: its line search needs the full-data loss")
+    if args.gradients != "manual":
+        return
+    if args.runs > 1:
+        parser.error("--gradients manual trains one model: the replicated runs' vectorized gradients come from "
+                     "autograd; drop --runs")
+    if args.batch_size is not None:
+        parser.error("--gradients manual writes out the full-batch gradients: drop --batch-size")
+    for name in BLOG_MODELS if args.model == "both" else (args.model,):
+        model = MODELS[name]
+        if model.model_class is not None and model.manual_gradients is None:  # (unbound: before registration)
+            parser.error(f"--gradients manual: model {name} has no gradients written by hand "
+                         "(register it with manual_gradients=...); use --gradients autograd")
+
+
 def default_plot_path(model, runs):
     return f"quadratic_regression_{model}{'_runs' if runs > 1 else ''}.png"
 
@@ -212,6 +246,9 @@ class Settings:
     quiet: bool
     no_show: bool
     threads: int | None = None  # None: OMP_NUM_THREADS if set, else 1
+    gradients: str = "autograd"    # or "manual": the lesson's train_by_hand
+    batch_size: int | None = None  # None: the full batch
+    stop_when_converged: bool = False  # momentum/adam/lbfgs at their default epochs (see STOPPING)
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -227,10 +264,13 @@ def resolve(args):
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
     plot = None if args.no_plot else figure_name(args.plot) if args.plot else default_plot_path(args.model, args.runs)
+    stop_when_converged = (args.epochs is None and args.optimizer != "sgd"
+                           and all(MODELS[m].stop_when_converged for m in models))
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
                     args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
-                    args.threads)
+                    threads=args.threads, gradients=args.gradients, batch_size=args.batch_size,
+                    stop_when_converged=stop_when_converged)
 
 
 def parse_args(argv=None):
@@ -239,5 +279,6 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
+    check_stages(parser, args)
     check_outputs(parser, args)
     return resolve(args)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .interruptions import RecordedSignals
-from .model_registry import default_epochs, default_lr
+from .minibatches import Minibatches
+from .model_registry import MODELS, default_epochs, default_lr, settings_of
 from .training import Monitor, TrainLog, make_optimizer
 
 
@@ -29,6 +30,8 @@ class Fit:
     trained: dict               # parameters after training, in the space trained in
     mean: float = 0.0           # the standardization, if any: z = (x - mean) / std
     std: float = 1.0
+    gradients: str = "autograd"  # or "manual": the lesson's train_by_hand
+    batch_size: int | None = None  # minibatch SGD's batch size; None: the full batch
 
     @property
     def parameters(self):
@@ -52,19 +55,24 @@ def coefficients_in_x(model, mean=0.0, std=1.0, standardize=False):
 
 
 def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None, standardize=False,
-        criterion=None, target=None, signals=None, **monitor_options):
+        criterion=None, target=None, signals=None, manual_gradients=None, batch_size=None, shuffle_seeds=(0,),
+        **monitor_options):
     """Train `model` on (x, y) with `train`, the lesson's loop, and return a Fit in x's units.
 
     With standardize the model sees z = (x - mean)/std, and its parameters are rewritten for x
     afterwards. With `target` (a, b, c), training stops once every coefficient is within 0.01 of
-    it (the benchmark's time to fit). `signals`, a list that a RecordedSignals fills, stops training
-    after the epoch in which Ctrl-C or SIGTERM came (by default fit records them itself while it
-    trains). monitor_options go to Monitor: record_interval, on_record, tol, frame_epochs.
+    it (the benchmark's time to fit). `train` is the lesson's train_by_hand when manual_gradients
+    (the model's registered factory) is given, its train_in_minibatches when batch_size is, each
+    run's order drawn from its seed in shuffle_seeds. `signals`, a list that a RecordedSignals fills,
+    stops training after the epoch in which Ctrl-C or SIGTERM came (by default fit records them
+    itself while it trains). monitor_options go to Monitor: record_interval, on_record, tol,
+    frame_epochs, converged.
     """
     lr = default_lr(optimizer, model_name, standardize) if lr is None else lr
     epochs = default_epochs(optimizer, model_name, standardize) if epochs is None else epochs
     mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
     inputs = (x - mean) / std if standardize else x
+    criterion_given = criterion is not None or hasattr(model, "criterion")
     criterion = criterion or getattr(model, "criterion", None) or nn.MSELoss()  # replicas bring their own
     initial = {k: v.clone() for k, v in named_tensors(model).items()}
 
@@ -73,24 +81,45 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
 
     monitor = Monitor(model, inputs, y, criterion, stop_when=close_to_target if target is not None else None,
                       **monitor_options)
-    opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y))
+    opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y),
+                         gradients=line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given))
+
+    def loop():
+        if manual_gradients is not None:
+            train(manual_gradients(model, inputs, y), opt, epochs, monitor=monitor)
+        elif batch_size is not None:
+            minibatches = Minibatches(inputs, y, batch_size, shuffle_seeds)
+            train(model, inputs, y, opt, epochs, minibatches, monitor=monitor, criterion=criterion)
+        else:
+            train(model, inputs, y, opt, epochs, monitor=monitor, criterion=criterion)
+
     start = time.perf_counter()
     with nullcontext() if signals is not None else RecordedSignals() as recorded:
         monitor.signals = signals if signals is not None else recorded.received
-        train_until_overflow(train, model, inputs, y, opt, epochs, monitor, criterion)
+        train_until_overflow(loop, monitor)
     monitor.log.seconds = time.perf_counter() - start
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if standardize:
         rewrite_for_x(model, trained, mean, std)
     return Fit(model_name, model, optimizer, lr, epochs, standardize, monitor.log, final_loss(model, x, y, criterion),
-               coefficients_in_x(model), initial, trained, mean, std)
+               coefficients_in_x(model), initial, trained, mean, std,
+               "autograd" if manual_gradients is None else "manual", batch_size)
 
 
-def train_until_overflow(train, model, inputs, y, optimizer, epochs, monitor, criterion):
-    """The lesson's loop; a step that overflows float32 inside an optimizer (L-BFGS's line search can
-    try steps past float32's range, and torch refuses them) ends it as a divergence, not a traceback."""
+def line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given):
+    """L-BFGS evaluates the loss and its gradient 20 to 60 times an epoch: with the model's gradients
+    by hand (the MSE loss, bit for bit) rather than autograd, each evaluation costs a quarter."""
+    by_hand = settings_of(model_name).manual_gradients if model_name in MODELS else None
+    if optimizer != "lbfgs" or criterion_given or by_hand is None:
+        return None
+    return by_hand(model, inputs, y)
+
+
+def train_until_overflow(loop, monitor):
+    """Run the lesson's loop; a step that overflows float32 inside an optimizer (L-BFGS's line search
+    can try steps past float32's range, and torch refuses them) ends it as a divergence, not a traceback."""
     try:
-        train(model, inputs, y, optimizer, epochs, monitor=monitor, criterion=criterion)
+        loop()
     except RuntimeError as error:
         if "overflow" not in str(error):
             raise

@@ -19,19 +19,22 @@ class ModelSettings:
     constant_hessian: bool = False
     model_class: type | None = None   # bound by register()
     diagnose: object = None           # diagnose(fit, x, y) -> a diagnosis, or None
+    manual_gradients: object = None   # gradients = manual_gradients(model, x, y); gradients() -> loss, sets p.grad
+    stop_when_converged: bool = False  # momentum/adam/lbfgs at the default epochs stop once converged (see --help)
 
 
 # Plain "sgd" is the blog's own setting. The others were chosen so that both models reach the
 # least-squares fit (coefficients within 0.01, loss within 0.1%) on the default data for seeds
-# 0-9 (tests/test_fast.py checks it). With --standardize the inputs z = (x - mean)/std span
+# 0-9 (tests/test_fast.py checks it), also when they stop once converged (the rule in --help's
+# "stopping", checked by tests/test_stages.py). With --standardize the inputs z = (x - mean)/std span
 # about [-1.7, 1.7], the loss is well conditioned, and steps can be 10000 times larger.
 MODELS = {
-    "params": ModelSettings("tab:blue", constant_hessian=True, defaults={
+    "params": ModelSettings("tab:blue", constant_hessian=True, stop_when_converged=True, defaults={
         ("sgd", False): (2e-5, 500_000), ("momentum", False): (4e-4, 5_000),
         ("adam", False): (0.02, 6_000), ("lbfgs", False): (1.0, 20),
         ("sgd", True): (0.3, 1_000), ("momentum", True): (0.05, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
-    "linear": ModelSettings("tab:orange", defaults={
+    "linear": ModelSettings("tab:orange", stop_when_converged=True, defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
         ("adam", False): (0.02, 3_000), ("lbfgs", False): (0.5, 50),
         ("sgd", True): (0.01, 1_000), ("momentum", True): (0.005, 500),
@@ -39,15 +42,17 @@ MODELS = {
 }
 
 
-def register(name, model_class, settings=None, diagnose=None):
+def register(name, model_class, settings=None, diagnose=None, manual_gradients=None):
     """Make `model_class` available as --model NAME. The blog's models have their settings above;
-    any other brings a ModelSettings. diagnose(fit, x, y), if given, explains the fit."""
+    any other brings a ModelSettings. diagnose(fit, x, y), if given, explains the fit;
+    manual_gradients(model, x, y), if given, lets --gradients manual train it."""
     if settings is None:
         if name not in MODELS:
             raise ValueError(f"model {name!r} needs its ModelSettings (colour and default lr/epochs)")
         settings = MODELS[name]
     settings.model_class = model_class
     settings.diagnose = diagnose
+    settings.manual_gradients = manual_gradients
     MODELS[name] = settings
     return model_class
 

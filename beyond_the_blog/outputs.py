@@ -30,11 +30,11 @@ def write_each(outputs):
     return failed
 
 
-def write_single_outputs(settings, fits, diagnoses, x, y, least):
+def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
     show = not settings.no_show and can_show()
     outputs = []
     if settings.plot:
-        outputs.append(("--plot", settings.plot, lambda path: plot_fits(fits, x, y, least, path, show),
+        outputs.append(("--plot", settings.plot, lambda path: plot_fits(fits, x, y, least, path, show, full_batch),
                         f"figure written to {settings.plot}"))
     if settings.animate and fits[0].log.frames:
         outputs.append(("--animate", settings.animate, lambda path: write_animation(path, x, y, fits[0]),

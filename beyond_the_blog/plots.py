@@ -67,10 +67,10 @@ def draw_losses(ax, curves, least_loss):
     """Right panel: the loss against the epoch, log-log, with the least-squares floor. Only finite,
     positive losses can go on log axes; a run that diverged at once has none."""
     drawn = 0
-    for label, history, color in curves:
+    for label, history, color, *style in curves:  # style: an optional line style
         points = [(e, v) for e, v in history if math.isfinite(v) and v > 0]
         epochs, losses = zip(*points) if points else ((), ())
-        ax.plot(epochs, losses, color=color, label=label)
+        ax.plot(epochs, losses, color=color, label=label, linestyle=style[0] if style else "-")
         drawn += len(points)
     if least_loss > 0:
         ax.axhline(least_loss, color="k", linestyle="--", linewidth=1, label=f"least squares {least_loss:.6f}")
@@ -86,8 +86,9 @@ def loss_axes(ax, anything_drawn, title):
     ax.legend()
 
 
-def plot_fits(fits, x, y, least, path, show):
-    """One or both models: fits on the left, loss curves on the right."""
+def plot_fits(fits, x, y, least, path, show, full_batch=()):
+    """One or both models: fits on the left, loss curves on the right; with --batch-size, the
+    full-batch run of the same settings (`full_batch`, one Fit per model) dashed beside each."""
     fig = new_figure(show, figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
     names = " and ".join(f.model_name for f in fits)
@@ -98,7 +99,10 @@ def plot_fits(fits, x, y, least, path, show):
     lines = [("Fitting Line" if len(fits) == 1 else f"Fitting Line ({f.model_name})",
               f.coefficients[0], settings_of(f.model_name).color) for f in fits if f.log.stop_reason != "diverged"]
     draw_fit(left, x, y, lines, least, title)
-    curves = [(f.model_name, f.log.history, settings_of(f.model_name).color) for f in fits]
+    curves = [(f.model_name + (f", batches of {f.batch_size}" if f.batch_size else ""), f.log.history,
+               settings_of(f.model_name).color) for f in fits]
+    curves += [(f"{f.model_name}, full batch", f.log.history, settings_of(f.model_name).color, "--")
+               for f in full_batch]
     draw_losses(right, curves, least.loss[0].item())
     fig.savefig(path, dpi=100)
     return fig

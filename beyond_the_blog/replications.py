@@ -30,7 +30,8 @@ class Replicas(nn.Module):
     def forward(self, x):
         def one_run(params, x):
             return torch.func.functional_call(self.template[0], dict(zip(self.names, params)), (x,))
-        return torch.func.vmap(one_run, in_dims=(0, None))(tuple(self.stacked), x)
+        runs_axis = 0 if x.dim() == 3 else None  # (R, n, 1): each run its own inputs (minibatches)
+        return torch.func.vmap(one_run, in_dims=(0, runs_axis))(tuple(self.stacked), x)
 
 
 class SummedRunLosses(nn.Module):

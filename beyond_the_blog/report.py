@@ -159,6 +159,8 @@ def base_metrics(fit, seed):
         "diverged": log.stop_reason == "diverged",
         "diverged_at_epoch": log.diverged_at,
         "interrupted": log.stop_reason == "interrupted",
+        "gradients": fit.gradients,    # autograd, or manual: the lesson's train_by_hand
+        "batch_size": fit.batch_size,  # null: the full batch
     }
     if fit.standardize:
         metrics["standardization"] = {"mean": fit.mean, "std": fit.std}

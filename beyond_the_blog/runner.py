@@ -7,7 +7,7 @@ a Lesson: this package never imports the script.
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -20,6 +20,7 @@ from .model_registry import make_model, settings_of
 from .outputs import write_replication_outputs, write_single_outputs
 from .replications import Replicas, replication_data, summarize_replications
 from .report import print_comparison, print_fitted, print_least_squares, print_replications
+from .stopping import convergence_rule
 from .training import Progress, frame_epochs
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
@@ -32,6 +33,8 @@ class Lesson:
     train: Callable             # the blog's loop: train(model, x, y, optimizer, epochs, monitor, criterion)
     print_epoch: Callable       # print_epoch(epoch, epochs, loss): the blog's log line
     print_parameters: Callable  # print_parameters(model): the blog's closing lines
+    train_by_hand: Callable | None = None         # train_by_hand(gradients, optimizer, epochs, monitor)
+    train_in_minibatches: Callable | None = None  # (model, x, y, optimizer, epochs, minibatches, monitor, criterion)
 
 
 def run(settings, lesson) -> int:
@@ -91,16 +94,27 @@ def data_problem(settings, x, y):
     return None
 
 
-def fit_with_progress(settings, lesson, model, name, x, y, label, signals, frames_wanted=False):
+def stage_options(settings, lesson, name, seeds):
+    """The loop to run and what it needs: the blog's, by hand (--gradients manual) or in minibatches."""
+    if settings.gradients == "manual":
+        return {"train": lesson.train_by_hand, "manual_gradients": settings_of(name).manual_gradients}
+    if settings.batch_size is not None:
+        return {"train": lesson.train_in_minibatches, "batch_size": settings.batch_size, "shuffle_seeds": seeds}
+    return {"train": lesson.train}
+
+
+def fit_with_progress(settings, lesson, model, name, x, y, label, signals=None, frames_wanted=False, seeds=None):
     """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
     progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=label)
+    converged = convergence_rule(settings.optimizer, record_interval) if settings.stop_when_converged else None
     try:
-        return fit(model, x, y, train=lesson.train, model_name=name, optimizer=settings.optimizer,
-                   lr=settings.lr[name], epochs=epochs, standardize=settings.standardize,
-                   record_interval=record_interval, on_record=progress, tol=settings.tol, signals=signals,
-                   frame_epochs=frame_epochs(epochs) if frames_wanted else ())
+        return fit(model, x, y, **stage_options(settings, lesson, name, seeds or [settings.seed]), model_name=name,
+                   optimizer=settings.optimizer, lr=settings.lr[name], epochs=epochs,
+                   standardize=settings.standardize, record_interval=record_interval, on_record=progress,
+                   tol=settings.tol, signals=signals, frame_epochs=frame_epochs(epochs) if frames_wanted else (),
+                   converged=converged)
     finally:
         progress.close()
 
@@ -137,8 +151,29 @@ def run_single(settings, lesson, device, signals):
             break
     if len(fits) == 2:
         print_comparison(fits, least)
-    failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least)
+    full_batch = full_batch_fits(settings, lesson, fits, x, y, after_data, device, signals)
+    failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch)
     return exit_status(fits[-1].log) or (74 if failed_writes else 0)
+
+
+def full_batch_fits(settings, lesson, fits, x, y, after_data, device, signals):
+    """--batch-size with a figure: the same settings on the full batch, from the same initial
+    parameters, whose loss curve the figure draws beside the minibatch one. It costs one step per
+    epoch, against the minibatch run's n/B, so at most half the run just made."""
+    finished = all(f.log.stop_reason in ("epochs", "converged", "tol") for f in fits)
+    if settings.batch_size is None or settings.batch_size >= settings.samples or not settings.plot or not finished:
+        return []
+    full_batch_settings = replace(settings, batch_size=None, quiet=True)
+    companions = []
+    for f in fits:
+        torch.set_rng_state(after_data)
+        companion = fit_with_progress(full_batch_settings, lesson, make_model(f.model_name).to(device),
+                                      f.model_name, x.to(device), y.to(device), label=f"{f.model_name} full batch",
+                                      signals=signals.received)
+        print(f"{f.model_name}: final loss {f.final_loss:.6f} with batches of {settings.batch_size}; the same "
+              f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
+        companions.append(companion)
+    return companions
 
 
 def divergence_message(f, x, y):
@@ -153,6 +188,9 @@ def report_fit(settings, f, x, y, least):
     if f.log.stop_reason == "interrupted":
         print(f"interrupted after {f.log.epochs_run} epochs: the parameters above are where training stopped",
               file=sys.stderr)
+    if f.log.stop_reason == "converged" and f.log.epochs_run < f.epochs:
+        print(f"stopped at epoch {f.log.epochs_run} of {f.epochs}: converged (the loss no longer changed, "
+              "see --help)")
     if f.log.stop_reason == "tol":
         print(f"stopped early at epoch {f.log.epochs_run}: the loss fell by less than --tol {settings.tol:g} "
               f"(relative) over the last {settings.intervals(f.epochs)[0]} epochs")
@@ -174,7 +212,7 @@ def run_replications(settings, lesson, device, signals):
     if problem:
         return refuse(problem)
     result = fit_with_progress(settings, lesson, Replicas(models).to(device), settings.model, x.to(device),
-                               ys.to(device), label=f"{settings.runs} runs", signals=signals.received)
+                               ys.to(device), label=f"{settings.runs} runs", signals=signals.received, seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":

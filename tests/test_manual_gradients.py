@@ -1,0 +1,166 @@
+"""beyond_the_blog/manual_gradients.py: the hand-written gradients against loss.backward(), bit for
+bit (one step, then whole SGD runs), and against central differences in float64, so that the
+tests do not only compare the code with itself. The lesson's loops and the command line are
+tested in tests/test_stages.py."""
+import copy
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+import quadratic_regression as qr
+from beyond_the_blog.manual_gradients import FAST_MANUAL_GRADIENTS, MANUAL_GRADIENTS
+from beyond_the_blog.model_registry import MODELS as REGISTRY
+
+LR = 2e-5
+LONG_EPOCHS = 50_000
+MODELS = {"params": qr.ParamQuadratic, "linear": qr.LinearProduct}  # the lesson's own classes
+
+
+def blog_setup(model_name, seed):
+    """The blog's data, then its model, after torch.manual_seed(seed)."""
+    torch.manual_seed(seed)
+    x = torch.linspace(-2, 12, 100).reshape(100, 1)
+    y = (x - 4) * (x - 8) + torch.randn(x.size())
+    return MODELS[model_name](), x, y
+
+
+def manual_step(kind, model_name, model, x, y):
+    """A call that sets every p.grad and returns the loss: the plain function or the class."""
+    if kind == "class":
+        return FAST_MANUAL_GRADIENTS[model_name](model, x, y)
+    return functools.partial(MANUAL_GRADIENTS[model_name], model, x, y)
+
+
+def autograd_gradients(model, x, y):
+    loss = nn.MSELoss()(model(x), y)
+    for p in model.parameters():
+        p.grad = None
+    loss.backward()
+    return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def train(model, epochs, step=None, x=None, y=None):
+    """Plain SGD; step=None is the autograd loop. Returns the loss every 100 epochs."""
+    params, criterion, logged = list(model.parameters()), nn.MSELoss(), []
+    for epoch in range(epochs):
+        if step is None:
+            loss = criterion(model(x), y)
+            for p in params:
+                p.grad = None
+            loss.backward()
+        else:
+            loss = step()
+        with torch.no_grad():
+            for p in params:
+                p.add_(p.grad, alpha=-LR)
+        if (epoch + 1) % 100 == 0:
+            logged.append(loss.item())
+    return logged
+
+
+@functools.cache
+def autograd_run(model_name, seed, epochs):
+    model, x, y = blog_setup(model_name, seed)
+    logged = train(model, epochs, x=x, y=y)
+    return logged, [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("kind", ["function", "class"])
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_one_step_gradients_equal_autograd(kind, model_name, seed):
+    model, x, y = blog_setup(model_name, seed)
+    step = manual_step(kind, model_name, model, x, y)
+    for _ in range(3):  # at the blog's start, then after two large steps (the class reuses its buffers)
+        loss, grads = autograd_gradients(model, x, y)
+        manual_loss = step()
+        assert torch.equal(manual_loss, loss)
+        assert not manual_loss.requires_grad
+        for (name, p), grad in zip(model.named_parameters(), grads):
+            assert torch.equal(p.grad, grad), name
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(p.grad, alpha=-1e-4)
+
+
+@pytest.mark.parametrize(("kind", "model_name", "seed", "epochs"), [  # the class is what --gradients manual runs
+    ("class", "params", 3, LONG_EPOCHS), ("class", "linear", 5, LONG_EPOCHS),  # seed 0: tests/test_stages.py
+    ("class", "params", 7, 5_000), ("class", "linear", 7, 5_000),
+    ("function", "params", 1, 5_000), ("function", "linear", 1, 5_000),
+])
+def test_sgd_run_is_bit_identical_to_autograd(kind, model_name, seed, epochs):
+    expected_losses, expected_params = autograd_run(model_name, seed, epochs)
+    model, x, y = blog_setup(model_name, seed)
+    losses = train(model, epochs, step=manual_step(kind, model_name, model, x, y))
+    assert len(losses) == epochs // 100
+    mismatches = [i for i, (a, b) in enumerate(zip(losses, expected_losses)) if a != b]
+    assert not mismatches, f"first logged loss that differs: #{mismatches[:1]}"
+    for (name, p), expected in zip(model.named_parameters(), expected_params):
+        assert torch.equal(p.detach(), expected), name
+
+
+def central_differences(model, x, y, h=1e-3):
+    """dL/dθ for every scalar θ, by (L(θ + h) - L(θ - h)) / 2h. The loss is quadratic in each
+    single parameter of both models, so this is exact up to float64 rounding."""
+    criterion, grads = nn.MSELoss(), []
+    with torch.no_grad():
+        for p in model.parameters():
+            grad = torch.empty_like(p)
+            for i in range(p.numel()):
+                flat = p.view(-1)
+                old = flat[i].item()
+                flat[i] = old + h
+                plus = criterion(model(x), y).item()
+                flat[i] = old - h
+                minus = criterion(model(x), y).item()
+                flat[i] = old
+                grad.view(-1)[i] = (plus - minus) / (2 * h)
+            grads.append(grad)
+    return grads
+
+
+@pytest.mark.parametrize("kind", ["function", "class"])
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_gradients_match_central_differences_in_float64(kind, model_name, seed):
+    model, x, y = blog_setup(model_name, seed)
+    model, x, y = copy.deepcopy(model).double(), x.double(), y.double()
+    loss = manual_step(kind, model_name, model, x, y)()
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(nn.MSELoss()(model(x), y).item(), rel=1e-14)
+    for (name, p), expected in zip(model.named_parameters(), central_differences(model, x, y)):
+        assert p.grad.dtype == torch.float64
+        assert p.grad.shape == p.shape, name
+        torch.testing.assert_close(p.grad, expected, rtol=1e-8, atol=1e-8, msg=name)
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_a_wrong_gradient_fails_the_central_differences(model_name):
+    """The float64 check has teeth: a gradient off by one part in a million does not pass it."""
+    model, x, y = blog_setup(model_name, 0)
+    model, x, y = model.double(), x.double(), y.double()
+    MANUAL_GRADIENTS[model_name](model, x, y)
+    expected = central_differences(model, x, y)
+    first = next(model.parameters())
+    with pytest.raises(AssertionError):
+        torch.testing.assert_close(first.grad * (1 + 1e-6), expected[0], rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_class_sets_the_gradients_again_after_zero_grad(model_name):
+    model, x, y = blog_setup(model_name, 0)
+    step = FAST_MANUAL_GRADIENTS[model_name](model, x, y)
+    step()
+    model.zero_grad(set_to_none=True)
+    step()
+    manual = [p.grad.clone() for p in model.parameters()]
+    assert [torch.equal(a, b) for a, b in zip(manual, autograd_gradients(model, x, y)[1])] == [True] * len(manual)
+
+
+def test_the_lesson_registers_each_model_with_its_manual_gradients():
+    assert set(MANUAL_GRADIENTS) == set(FAST_MANUAL_GRADIENTS) == {"params", "linear"}
+    for name in ("params", "linear"):
+        assert REGISTRY[name].manual_gradients is FAST_MANUAL_GRADIENTS[name]
+        assert REGISTRY[name].model_class is MODELS[name]
