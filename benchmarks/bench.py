@@ -13,6 +13,8 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
 4. --animate: training time with its frames recorded against without.
 5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
+6. --lr-sweep: N learning rates (with the finer sweep that pins the limit down) against one run of
+   the same epochs, for each model.
 """
 import argparse
 import json
@@ -31,7 +33,7 @@ import torch  # noqa: E402
 from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
-from beyond_the_blog import analysis, fitting, model_registry, replications, training  # noqa: E402
+from beyond_the_blog import analysis, fitting, lr_sweep, model_registry, replications, training  # noqa: E402
 
 
 def fit(model, x, y, **options):
@@ -154,6 +156,27 @@ def bench_startup(repeats):
             "argument_error": timed([script, "--epochs", "0"]), "import_torch": timed(["-c", "import torch"])}
 
 
+# ----------------------------------------------------------------------------- 6. --lr-sweep
+def bench_lr_sweep(count, epochs):
+    """The whole --lr-sweep (first sweep and finer ones) against one plain-SGD run of the same epochs."""
+    rows = []
+    for model_name in model_registry.BLOG_MODELS:
+        torch.manual_seed(0)
+        x, y = qr.make_data()
+        after_data = torch.get_rng_state()
+        single = fit(model_registry.make_model(model_name), x, y, model_name=model_name, epochs=epochs).log.seconds
+        torch.set_rng_state(after_data)
+        start = time.perf_counter()
+        result = lr_sweep.sweep(qr.train, model_name, model_registry.make_model(model_name), x, y, count,
+                                epochs=epochs)
+        seconds = time.perf_counter() - start
+        rows.append({"model": model_name, "lrs": count, "epochs": epochs, "single_run_seconds": single,
+                     "sweep_seconds": seconds, "vectorized_runs": result.vectorized_runs,
+                     "ratio_to_one_run": seconds / single, "predicted_edge": result.predicted_edge,
+                     "measured_edge": result.measured_edge})
+    return rows
+
+
 # ----------------------------------------------------------------------------- report
 def markdown(report):
     lines = []
@@ -192,6 +215,14 @@ def markdown(report):
     lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
               f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
               f"{a['ratio']:.3f}×"]
+    lines += ["", "### `--lr-sweep` against one run of the same epochs", "",
+              "| model | lrs | epochs | one run (s) | sweep (s) | vectorized runs | × one run | predicted limit | "
+              "measured limit |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["lr_sweep"]:
+        measured = f"{r['measured_edge']:.4g}" if r["measured_edge"] is not None else "none"
+        lines.append(f"| {r['model']} | {r['lrs']} | {r['epochs']} | {r['single_run_seconds']:.2f} | "
+                     f"{r['sweep_seconds']:.2f} | {r['vectorized_runs']} | {r['ratio_to_one_run']:.2f} | "
+                     f"{r['predicted_edge']:.4g} | {measured} |")
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
               f"| python -c pass | {s['python_startup']:.3f} |",
@@ -217,6 +248,7 @@ def main(argv=None):
                                                 epochs=500 if quick else 20_000)
     report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
     report["startup"] = bench_startup(repeats=2 if quick else 5)
+    report["lr_sweep"] = bench_lr_sweep(64, epochs=1_000 if quick else 20_000)
     machine = report["machine"]
     print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")

@@ -12,6 +12,8 @@ from .model_registry import BLOG_MODELS, MODELS, OPTIMIZERS, default_epochs, def
 
 PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
+DIVERGED_FACTOR = 1.0  # --lr-sweep: a run diverged if its final loss is above this times its starting loss
+MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -62,6 +64,16 @@ def build_parser():
     add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
+    add("--landscape", metavar="PATH",
+        help="write a figure of the loss bowl over (a, b, c), sliced through the least-squares optimum along the "
+             "Hessian's steepest and flattest eigenvectors, with the run's path on it, the error along each "
+             "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
+    add("--lr-sweep", type=int, metavar="N",
+        help=f"instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
+             f"stability limit, trained together from the same start (sgd or momentum, one model); a run diverged if "
+             f"its final loss is inf/NaN or above {DIVERGED_FACTOR:g} times its starting loss; the largest lr that "
+             "did not diverge is then pinned down to 1%% by a finer sweep; the figure goes to --plot "
+             "(default: quadratic_regression_<model>_sweep.png)")
     return parser
 
 
@@ -114,9 +126,40 @@ def check_combinations(parser, args):
         parser.error(f"--animate writes a GIF: the path must end in .gif (got {args.animate})")
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
+    check_why_options(parser, args)
 
 
-def default_plot_path(model, runs):
+def check_why_options(parser, args):
+    """--landscape and --lr-sweep: what they can be combined with."""
+    if args.landscape is not None and (args.runs > 1 or args.lr_sweep is not None):
+        parser.error("--landscape draws the path of a single run: drop --runs / --lr-sweep")
+    if args.lr_sweep is None:
+        return
+    if not 2 <= args.lr_sweep <= MAX_SWEEP:
+        parser.error(f"--lr-sweep needs between 2 and {MAX_SWEEP} learning rates (got {args.lr_sweep})")
+    if args.optimizer not in ("sgd", "momentum"):
+        parser.error(f"--lr-sweep measures the stability limit of sgd or momentum; {args.optimizer} has no such "
+                     "limit to predict (adam scales its steps, lbfgs searches its own)")
+    if args.runs > 1 or args.model == "both":
+        parser.error("--lr-sweep trains one model on one data set: drop --runs / --model both")
+    if any(v is not None for v in (args.animate, args.tol, args.lr, args.save_model)):
+        parser.error("--lr-sweep chooses the learning rates and trains them all to --epochs: "
+                     "drop --animate / --tol / --lr / --save-model")
+
+
+def check_distinct_outputs(parser, args, plot):
+    """--landscape must not overwrite another output of the same run."""
+    if args.landscape is None:
+        return
+    others = {"--plot": plot, "--animate": args.animate, "--metrics": args.metrics, "--save-model": args.save_model}
+    for option, path in others.items():
+        if path is not None and os.path.abspath(path) == os.path.abspath(args.landscape):
+            parser.error(f"--landscape {args.landscape}: the same file as {option}")
+
+
+def default_plot_path(model, runs, lr_sweep=None):
+    if lr_sweep is not None:
+        return f"quadratic_regression_{model}_sweep.png"
     return f"quadratic_regression_{model}{'_runs' if runs > 1 else ''}.png"
 
 
@@ -144,6 +187,8 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
+    landscape: str | None = None   # --landscape PATH
+    lr_sweep: int | None = None    # --lr-sweep N
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -158,10 +203,11 @@ def resolve(args):
     models = BLOG_MODELS if args.model == "both" else (args.model,)
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
-    plot = None if args.no_plot else args.plot or default_plot_path(args.model, args.runs)
+    plot = None if args.no_plot else args.plot or default_plot_path(args.model, args.runs, args.lr_sweep)
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
-                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show)
+                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
+                    args.landscape, args.lr_sweep)
 
 
 def parse_args(argv=None):
@@ -170,8 +216,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
-    for option in ("plot", "animate", "metrics", "save_model"):
+    for option in ("plot", "animate", "metrics", "save_model", "landscape"):
         check_writable(parser, "--" + option.replace("_", "-"), getattr(args, option))
     if args.plot is None and not args.no_plot:
-        check_writable(parser, "--plot", default_plot_path(args.model, args.runs))
+        check_writable(parser, "--plot", default_plot_path(args.model, args.runs, args.lr_sweep))
+    check_distinct_outputs(parser, args, None if args.no_plot else
+                           args.plot or default_plot_path(args.model, args.runs, args.lr_sweep))
     return resolve(args)

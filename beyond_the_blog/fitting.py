@@ -26,6 +26,7 @@ class Fit:
     trained: dict               # parameters after training, in the space trained in
     mean: float = 0.0           # the standardization, if any: z = (x - mean) / std
     std: float = 1.0
+    trajectory: object = None   # the recorded path (trajectory.Trajectory), when one was recorded
 
     @property
     def parameters(self):

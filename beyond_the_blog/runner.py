@@ -14,6 +14,7 @@ from .analysis import least_squares, stable_lr
 from .command_line import PROG
 from .explanations import explain
 from .fitting import fit
+from .lr_sweep import sweep
 from .model_registry import make_model, settings_of
 from .plots import can_show, plot_fits, plot_replications, write_animation
 from .replications import Replicas, replication_data, summarize_replications
@@ -26,7 +27,10 @@ from .report import (
     replication_metrics,
     write_json,
 )
+from .sweep_report import print_sweep, sweep_metrics
 from .training import Progress, frame_epochs
+from .trajectory import TrajectoryRecorder, chain
+from .why_figures import plot_landscape, plot_sweep
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ def run(settings, lesson) -> int:
               file=sys.stderr)
         return 2
     try:
+        if settings.lr_sweep is not None:
+            return run_lr_sweep(settings, lesson, device)
         if settings.runs > 1:
             return run_replications(settings, lesson, device)
         return run_single(settings, lesson, device)
@@ -63,18 +69,23 @@ def resolve_device(name):
     return torch.device(name)
 
 
-def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=False):
-    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
+def fit_with_progress(settings, lesson, model, name, x, y, label, frames_wanted=False, record_path=False):
+    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal);
+    with record_path, the returned Fit carries the path of its parameters (its trajectory)."""
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
     progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=label)
+    recorder = TrajectoryRecorder(model) if record_path else None
     try:
-        return fit(model, x, y, train=lesson.train, model_name=name, optimizer=settings.optimizer,
-                   lr=settings.lr[name], epochs=epochs, standardize=settings.standardize,
-                   record_interval=record_interval, on_record=progress, tol=settings.tol,
-                   frame_epochs=frame_epochs(epochs) if frames_wanted else ())
+        result = fit(model, x, y, train=lesson.train, model_name=name, optimizer=settings.optimizer,
+                     lr=settings.lr[name], epochs=epochs, standardize=settings.standardize,
+                     record_interval=record_interval, on_record=chain(progress, recorder), tol=settings.tol,
+                     frame_epochs=frame_epochs(epochs) if frames_wanted else ())
     finally:
         progress.close()
+    if recorder is not None:
+        result.trajectory = recorder.trajectory(result)
+    return result
 
 
 def exit_status(log):
@@ -93,7 +104,7 @@ def run_single(settings, lesson, device):
             print(f"== model {name} ==")
         torch.set_rng_state(after_data)  # with --model both, each model starts as in its own run
         f = fit_with_progress(settings, lesson, make_model(name).to(device), name, x.to(device), y.to(device),
-                              label=name, frames_wanted=settings.animate is not None)
+                              label=name, frames_wanted=settings.animate is not None, record_path=True)
         fits.append(f)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
@@ -143,8 +154,12 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least):
     if settings.animate and fits[0].log.frames:
         frames = write_animation(settings.animate, x, y, fits[0])
         print(f"animation written to {settings.animate} ({frames} frames)")
+    if settings.landscape:
+        write_landscape(settings.landscape, fits, x, y)
     if settings.metrics:
         records = {f.model_name: fit_metrics(f, least, diagnoses.get(f.model_name), settings.seed) for f in fits}
+        for f in fits:
+            records[f.model_name]["trajectory"] = f.trajectory.metrics()
         write_json(settings.metrics, records if settings.model == "both" else records[settings.model])
         print(f"metrics written to {settings.metrics}")
     if settings.save_model:
@@ -183,3 +198,40 @@ def run_replications(settings, lesson, device):
         import matplotlib.pyplot as plt
         plt.show()
     return exit_status(result.log)
+
+
+def write_landscape(path, fits, x, y):
+    """--landscape: the bowl with the paths of the fits that did not diverge."""
+    drawn = [f for f in fits if f.log.stop_reason != "diverged"]
+    if not drawn:
+        print(f"no landscape written: the run diverged, its path leaves the bowl ({path})", file=sys.stderr)
+        return
+    plot_landscape(drawn, x.cpu(), y.cpu(), path)
+    print(f"landscape written to {path}")
+
+
+def run_lr_sweep(settings, lesson, device):
+    """--lr-sweep N: N learning rates from the same start on the same data, one vectorized run."""
+    name = settings.model
+    torch.manual_seed(settings.seed)
+    x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
+    model = make_model(name).to(device)
+    epochs = settings.epochs[name]
+    record_interval, log_interval = settings.intervals(epochs)
+    progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=f"{settings.lr_sweep} lrs")
+    try:
+        result = sweep(lesson.train, name, model, x.to(device), y.to(device), settings.lr_sweep,
+                       optimizer=settings.optimizer, epochs=epochs, standardize=settings.standardize,
+                       record_interval=record_interval, on_record=progress)
+    finally:
+        progress.close()
+    print_sweep(result)
+    if result.stop_reason == "interrupted":
+        print("interrupted: the sweep above is where training stopped", file=sys.stderr)
+    if settings.plot:
+        plot_sweep(result, settings.plot)
+        print(f"figure written to {settings.plot}")
+    if settings.metrics:
+        write_json(settings.metrics, sweep_metrics(result, settings.seed))
+        print(f"metrics written to {settings.metrics}")
+    return 130 if result.stop_reason == "interrupted" else 0
