@@ -13,6 +13,7 @@ from .model_registry import BLOG_MODELS, MODELS, OPTIMIZERS, default_epochs, def
 PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
 DIVERGED_FACTOR = 1.0  # --lr-sweep: a run diverged if its final loss is above this times its starting loss
+# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
@@ -69,10 +70,11 @@ def build_parser():
              "Hessian's steepest and flattest eigenvectors, with the run's path on it, the error along each "
              "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
     add("--lr-sweep", type=int, metavar="N",
-        help=f"instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
-             f"stability limit, trained together from the same start (sgd or momentum, one model); a run diverged if "
-             f"its final loss is inf/NaN or above {DIVERGED_FACTOR:g} times its starting loss; the largest lr that "
-             "did not diverge is then pinned down to 1%% by a finer sweep; the figure goes to --plot "
+        help="instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
+             "stability limit, trained together from the same start (sgd or momentum, one model); a run diverged if "
+             "its final loss is inf/NaN or above its starting loss; the largest lr that "
+             "did not diverge is then pinned down to 1%% (lrs 1%% apart around the prediction, trained with the "
+             "others, and finer sweeps if it lies elsewhere); the figure goes to --plot "
              "(default: quadratic_regression_<model>_sweep.png)")
     return parser
 

@@ -13,7 +13,8 @@ def print_sweep(sweep):
           f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
           f"with {2 * WINDOW + 1} more 1% apart around the predicted limit ({sweep.seconds:.2f} s, "
           f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''})")
-    print(f"  a run diverged if its final loss is inf/NaN or above {DIVERGED_FACTOR:g} times its starting loss")
+    times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
+    print(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss")
     where = ("local: from the Hessian at the start; the product's curvature changes as it trains"
              if sweep.edge_is_local else "exact: the Hessian of this bowl is the same everywhere")
     print(f"  predicted limit {sweep.edge_formula} = {sweep.predicted_edge:.4g} ({where})")

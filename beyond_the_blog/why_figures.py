@@ -20,7 +20,7 @@ def plot_landscape(fits, x, y, path, show=False):
     product = [p for p in paths if p.layer_sizes is not None]
     fig = new_figure(show, figsize=(17 if product else 12, 5.2), layout="constrained")
     axes = fig.subplots(1, 3 if product else 2)
-    space = "z = (x - mean)/std" if trained_on.standardize else "x"
+    space = "z (standardized x)" if trained_on.standardize else "x"
     draw_bowl(axes[0], the_bowl, paths, space)
     draw_eigen_errors(axes[1], the_bowl, paths, fits)
     if product:
@@ -53,7 +53,7 @@ def draw_bowl(ax, the_bowl, paths, space):
     ev = the_bowl.eigenvalues.tolist()
     ax.set(xlabel=f"along the steepest eigenvector (lambda = {ev[2]:.4g})",
            ylabel=f"along the flattest eigenvector (lambda = {ev[0]:.4g})",
-           title=f"The loss over (a, b, c) on {space}, sliced through its optimum")
+           title=f"Loss over (a, b, c) on {space}, sliced through its optimum")
     ax.legend(loc="upper right", fontsize=8, title="o start", title_fontsize=8)
 
 
@@ -132,8 +132,10 @@ def plot_sweep(sweep, path, show=False):
     speed_ax.set(xscale="log", yscale="log", ylim=(1, 2 * sweep.epochs), xlabel="learning rate",
                  ylabel="first recorded epoch within 1% of least squares",
                  title="Epochs to 1% above the least-squares loss (gaps: never)")
+    from matplotlib.ticker import NullFormatter
     for ax in (loss_ax, speed_ax):
         mark_rates(ax, sweep)
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap on a short range
     loss_ax.legend(fontsize=8, loc="best")
     fig.savefig(path, dpi=90)
     return fig
