@@ -178,6 +178,18 @@ def bench_lr_sweep(count, epochs):
 
 
 # ----------------------------------------------------------------------------- report
+def markdown_lr_sweep(rows):
+    lines = ["### `--lr-sweep` against one run of the same epochs", "",
+             "| model | lrs | epochs | one run (s) | sweep (s) | vectorized runs | × one run | predicted limit | "
+             "measured limit |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        measured = f"{r['measured_edge']:.4g}" if r["measured_edge"] is not None else "none"
+        lines.append(f"| {r['model']} | {r['lrs']} | {r['epochs']} | {r['single_run_seconds']:.2f} | "
+                     f"{r['sweep_seconds']:.2f} | {r['vectorized_runs']} | {r['ratio_to_one_run']:.2f} | "
+                     f"{r['predicted_edge']:.4g} | {measured} |")
+    return "\n".join(lines)
+
+
 def markdown(report):
     lines = []
     f = report["faithful"]
@@ -215,14 +227,7 @@ def markdown(report):
     lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
               f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
               f"{a['ratio']:.3f}×"]
-    lines += ["", "### `--lr-sweep` against one run of the same epochs", "",
-              "| model | lrs | epochs | one run (s) | sweep (s) | vectorized runs | × one run | predicted limit | "
-              "measured limit |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in report["lr_sweep"]:
-        measured = f"{r['measured_edge']:.4g}" if r["measured_edge"] is not None else "none"
-        lines.append(f"| {r['model']} | {r['lrs']} | {r['epochs']} | {r['single_run_seconds']:.2f} | "
-                     f"{r['sweep_seconds']:.2f} | {r['vectorized_runs']} | {r['ratio_to_one_run']:.2f} | "
-                     f"{r['predicted_edge']:.4g} | {measured} |")
+    lines += ["", markdown_lr_sweep(report["lr_sweep"])]
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
               f"| python -c pass | {s['python_startup']:.3f} |",

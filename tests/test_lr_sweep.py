@@ -122,3 +122,22 @@ def test_sweep_refusals(tmp_path, args, message):
     result = run_script(*args, "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_benchmark_rows_for_the_sweep():
+    import importlib.util
+
+    from conftest import ROOT
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.bench_lr_sweep(8, epochs=300)
+    assert [r["model"] for r in rows] == ["params", "linear"]
+    for r in rows:
+        assert r["ratio_to_one_run"] == pytest.approx(r["sweep_seconds"] / r["single_run_seconds"])
+        assert r["vectorized_runs"] >= 1 and r["single_run_seconds"] > 0
+    x, _, _ = seeded("params")
+    assert rows[0]["predicted_edge"] == pytest.approx(2 / largest_eigenvalue(x))
+    table = bench.markdown_lr_sweep(rows)
+    assert "### `--lr-sweep` against one run of the same epochs" in table
+    assert all(f"| {r['model']} | 8 | 300 |" in table for r in rows)
