@@ -5,7 +5,6 @@ eigenvectors of the constant Hessian H = (2/n) FᵀF, in the space trained in (x
 A run's path, projected on those axes, shows what the diagnosis says in numbers: plain SGD
 shrinks the error along eigenvector i by (1 - lr·λ_i) per epoch, until float32 stalls it.
 """
-import math
 from dataclasses import dataclass
 
 import torch
@@ -63,19 +62,6 @@ def stall_epoch(epochs, coefficients):
     return epochs[since]
 
 
-def agreement_until(measured, predicted, rel=0.1, floor=0.0):
-    """Per eigenvector, the last index up to which |measured| stays within `rel` of |predicted|
-    wherever |predicted| > floor: the prediction holds until then."""
-    close = (measured.abs() - predicted.abs()).abs() <= rel * predicted.abs()
-    relevant = predicted.abs() > floor
-    good = close | ~relevant
-    last = []
-    for i in range(measured.shape[1]):
-        bad = (~good[:, i]).nonzero()
-        last.append(int(bad[0]) - 1 if len(bad) else measured.shape[0] - 1)
-    return last
-
-
 @dataclass
 class PathOnBowl:
     """One run's path in the bowl's eigen-coordinates, with what plain SGD predicts for it."""
@@ -112,8 +98,3 @@ def slice_extent(paths):
     flat = max(p.errors[:, 0].abs().max().item() for p in paths)
     return 1.15 * steep or 1.0, 1.15 * flat or 1.0
 
-
-def epochs_for_error(lr, eigenvalue, reduction=1000.0):
-    """Epochs for plain SGD to shrink an error along an eigenvector `reduction`-fold."""
-    shrink = abs(1 - lr * eigenvalue)
-    return math.log(reduction) / -math.log(shrink) if 0 < shrink < 1 else math.inf
