@@ -15,6 +15,8 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
 4. --animate: training time with its frames recorded against without.
 5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
+6. --lr-sweep: N learning rates (with the finer sweep that pins the limit down) against one run of
+   the same epochs, for each model.
 """
 import argparse
 import json
@@ -33,7 +35,16 @@ import torch  # noqa: E402
 from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
-from beyond_the_blog import analysis, command_line, fitting, model_registry, replications, runner, training  # noqa: E402
+from beyond_the_blog import (  # noqa: E402
+    analysis,
+    command_line,
+    fitting,
+    lr_sweep,
+    model_registry,
+    replications,
+    runner,
+    training,
+)
 
 
 def fit(model, x, y, **options):
@@ -228,9 +239,40 @@ def bench_busy_machine(runs, epochs):
             spinner.kill()
         rows.append({"threads": label, "idle_seconds": idle, "busy_seconds": busy, "ratio": busy / idle})
     return {"runs": runs, "epochs": epochs, "rows": rows}
+# ----------------------------------------------------------------------------- 7. --lr-sweep
+def bench_lr_sweep(count, epochs):
+    """The whole --lr-sweep (first sweep and finer ones) against one plain-SGD run of the same epochs."""
+    rows = []
+    for model_name in model_registry.BLOG_MODELS:
+        torch.manual_seed(0)
+        x, y = qr.make_data()
+        after_data = torch.get_rng_state()
+        single = fit(model_registry.make_model(model_name), x, y, model_name=model_name, epochs=epochs).log.seconds
+        torch.set_rng_state(after_data)
+        start = time.perf_counter()
+        result = lr_sweep.sweep(qr.train, model_name, model_registry.make_model(model_name), x, y, count,
+                                epochs=epochs)
+        seconds = time.perf_counter() - start
+        rows.append({"model": model_name, "lrs": count, "epochs": epochs, "single_run_seconds": single,
+                     "sweep_seconds": seconds, "vectorized_runs": result.vectorized_runs,
+                     "ratio_to_one_run": seconds / single, "predicted_edge": result.predicted_edge,
+                     "measured_edge": result.measured_edge})
+    return rows
 
 
 # ----------------------------------------------------------------------------- report
+def markdown_lr_sweep(rows):
+    lines = ["### `--lr-sweep` against one run of the same epochs", "",
+             "| model | lrs | epochs | one run (s) | sweep (s) | vectorized runs | × one run | predicted limit | "
+             "measured limit |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        measured = f"{r['measured_edge']:.4g}" if r["measured_edge"] is not None else "none"
+        lines.append(f"| {r['model']} | {r['lrs']} | {r['epochs']} | {r['single_run_seconds']:.2f} | "
+                     f"{r['sweep_seconds']:.2f} | {r['vectorized_runs']} | {r['ratio_to_one_run']:.2f} | "
+                     f"{r['predicted_edge']:.4g} | {measured} |")
+    return "\n".join(lines)
+
+
 def markdown(report):
     lines = []
     f = report["faithful"]
@@ -281,6 +323,7 @@ def markdown(report):
     lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
               f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
               f"{a['ratio']:.3f}×"]
+    lines += ["", markdown_lr_sweep(report["lr_sweep"])]
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
               f"| python -c pass | {s['python_startup']:.3f} |",
@@ -307,13 +350,14 @@ def main(argv=None):
                           "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
               "quick": quick}
     report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
-    report["time_to_fit"] = bench_time_to_fit(max_epochs=5_000 if quick else None)
-    report["lbfgs_default"] = bench_lbfgs_default(range(10))
+    report["time_to_fit"] = bench_time_to_fit(max_epochs=1_000 if quick else None)
+    report["lbfgs_default"] = bench_lbfgs_default(range(3 if quick else 10))
     report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
                                                 epochs=500 if quick else 20_000)
     report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
     report["startup"] = bench_startup(repeats=2 if quick else 5)
-    report["busy_machine"] = bench_busy_machine(runs=100 if quick else 1000, epochs=300 if quick else 5000)
+    report["busy_machine"] = bench_busy_machine(runs=20 if quick else 1000, epochs=100 if quick else 5000)
+    report["lr_sweep"] = bench_lr_sweep(16 if quick else 64, epochs=300 if quick else 20_000)
     machine = report["machine"]
     print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")

@@ -14,6 +14,11 @@ In reading order:
     explanations    the printed prose of each diagnosis
     report          printed tables and the metrics JSON
     runner          a whole run, start to end, as the command line asks
+    trajectory      the path of the parameters, recorded beside the progress printer
+    landscape       the loss bowl's geometry, and a path projected on its eigenvectors
+    lr_sweep        many learning rates from one start, as one vectorized run
+    why_figures     the --landscape and --lr-sweep figures
+    sweep_report    what --lr-sweep prints and writes
 
 The package never imports the script: the runner is handed the lesson's pieces.
 """

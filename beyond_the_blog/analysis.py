@@ -83,6 +83,11 @@ def largest_curvature(model, start, inputs, y):
     """The largest |eigenvalue| of the loss Hessian at `start` (name -> tensor, in the space trained
     in), by autograd in float64. Exact everywhere for a model linear in its parameters (its Hessian is
     constant); only at `start` for the others."""
+    return loss_hessian_eigenvalues(model, start, inputs, y).abs().max().item()
+
+
+def loss_hessian_eigenvalues(model, start, inputs, y):
+    """Ascending eigenvalues of the MSE's Hessian with respect to all parameters at `start`, in float64."""
     names = list(start)
     shapes = [start[name].shape for name in names]
     theta = torch.cat([start[name].detach().cpu().double().reshape(-1) for name in names])
@@ -93,8 +98,7 @@ def largest_curvature(model, start, inputs, y):
         params = {name: piece.reshape(shape) for name, piece, shape in zip(names, pieces, shapes)}
         return ((torch.func.functional_call(model, params, (xs,)) - ys) ** 2).mean()
 
-    hessian = torch.autograd.functional.hessian(loss, theta)
-    return torch.linalg.eigvalsh(hessian).abs().max().item()
+    return torch.linalg.eigvalsh(torch.autograd.functional.hessian(loss, theta))
 
 
 # ----------------------------------------------------------------------------- params: why SGD is slow

@@ -24,6 +24,9 @@ lbfgs), at their default epochs, stop once converged: the loss changed by at mos
 interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
 exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
 stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
+DIVERGED_FACTOR = 1.0  # --lr-sweep: a run diverged if its final loss is above this times its starting loss
+# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
+MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -83,6 +86,12 @@ def build_parser():
     add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
+    add_beyond_options(add)
+    return parser
+
+
+def add_beyond_options(add):
+    """The options of the later lessons: the stages, a busy machine, and the figures that show why."""
     add("--gradients", choices=("autograd", "manual"), default="autograd",
         help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
              "the same losses bit for bit with sgd, and faster (default: autograd)")
@@ -92,23 +101,35 @@ def build_parser():
     add("--threads", type=int, metavar="N",
         help="torch threads (default: the OMP_NUM_THREADS environment variable if set, else 1: the tensors here "
              "are too small to gain from more, and a second thread waits on a busy core)")
-    return parser
+    add("--landscape", metavar="PATH",
+        help="write a figure of the loss bowl over (a, b, c), sliced through the least-squares optimum along the "
+             "Hessian's steepest and flattest eigenvectors, with the run's path on it, the error along each "
+             "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
+    add("--lr-sweep", type=int, metavar="N",
+        help="instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
+             "stability limit, trained together from the same start (sgd or momentum, one model); a run diverged if "
+             "its final loss is inf/NaN or above its starting loss; the largest lr that "
+             "did not diverge is then pinned down to 1%% (lrs 1%% apart around the prediction, trained with the "
+             "others, and finer sweeps if it lies elsewhere); the figure goes to --plot "
+             "(default: quadratic_regression_<model>_sweep.png)")
 
 
 def check_outputs(parser, args):
     """Fail now, not after a minute of training, if an output cannot be written where asked."""
-    plot = args.plot if not args.plot or os.path.isdir(args.plot) else figure_name(args.plot)
-    outputs = {"--plot": plot, "--animate": args.animate,
-               "--metrics": args.metrics, "--save-model": args.save_model}
+    def figure(path):
+        return path if not path or os.path.isdir(path) else figure_name(path)
+
+    outputs = {"--plot": figure(args.plot), "--animate": args.animate, "--metrics": args.metrics,
+               "--save-model": args.save_model, "--landscape": figure(args.landscape)}
     if args.plot is None and not args.no_plot:
-        outputs["--plot"] = default_plot_path(args.model, args.runs)
+        outputs["--plot"] = default_plot_path(args.model, args.runs, args.lr_sweep)
     targets = {}
     try:
         for option, path in outputs.items():
             if path is None:
                 continue
             target = checked_target(option, path)
-            if option == "--plot":
+            if option in ("--plot", "--landscape"):
                 check_figure_format(option, path)
             if target in targets:
                 raise OutputError(f"{targets[target]} and {option} name the same file, {path}")
@@ -164,6 +185,7 @@ def check_combinations(parser, args):
     if args.seed + args.runs - 1 > SEED_RANGE[1]:
         parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
     check_float32_range(parser, args)
+    check_why_options(parser, args)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -217,7 +239,27 @@ def check_stages(parser, args):
                          "(register it with manual_gradients=...); use --gradients autograd")
 
 
-def default_plot_path(model, runs):
+def check_why_options(parser, args):
+    """--landscape and --lr-sweep: what they can be combined with."""
+    if args.landscape is not None and (args.runs > 1 or args.lr_sweep is not None):
+        parser.error("--landscape draws the path of a single run: drop --runs / --lr-sweep")
+    if args.lr_sweep is None:
+        return
+    if not 2 <= args.lr_sweep <= MAX_SWEEP:
+        parser.error(f"--lr-sweep needs between 2 and {MAX_SWEEP} learning rates (got {args.lr_sweep})")
+    if args.optimizer not in ("sgd", "momentum"):
+        parser.error(f"--lr-sweep measures the stability limit of sgd or momentum; {args.optimizer} has no such "
+                     "limit to predict (adam scales its steps, lbfgs searches its own)")
+    if args.runs > 1 or args.model == "both":
+        parser.error("--lr-sweep trains one model on one data set: drop --runs / --model both")
+    if any(v is not None for v in (args.animate, args.tol, args.lr, args.save_model)):
+        parser.error("--lr-sweep chooses the learning rates and trains them all to --epochs: "
+                     "drop --animate / --tol / --lr / --save-model")
+
+
+def default_plot_path(model, runs, lr_sweep=None):
+    if lr_sweep is not None:
+        return f"quadratic_regression_{model}_sweep.png"
     return f"quadratic_regression_{model}{'_runs' if runs > 1 else ''}.png"
 
 
@@ -249,6 +291,8 @@ class Settings:
     gradients: str = "autograd"    # or "manual": the lesson's train_by_hand
     batch_size: int | None = None  # None: the full batch
     stop_when_converged: bool = False  # momentum/adam/lbfgs at their default epochs (see STOPPING)
+    landscape: str | None = None   # --landscape PATH
+    lr_sweep: int | None = None    # --lr-sweep N
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -263,14 +307,16 @@ def resolve(args):
     models = BLOG_MODELS if args.model == "both" else (args.model,)
     lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
     epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
-    plot = None if args.no_plot else figure_name(args.plot) if args.plot else default_plot_path(args.model, args.runs)
+    plot = (None if args.no_plot else figure_name(args.plot) if args.plot
+            else default_plot_path(args.model, args.runs, args.lr_sweep))
     stop_when_converged = (args.epochs is None and args.optimizer != "sgd"
                            and all(MODELS[m].stop_when_converged for m in models))
     return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
                     args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
                     args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
                     threads=args.threads, gradients=args.gradients, batch_size=args.batch_size,
-                    stop_when_converged=stop_when_converged)
+                    stop_when_converged=stop_when_converged, landscape=args.landscape and figure_name(args.landscape),
+                    lr_sweep=args.lr_sweep)
 
 
 def parse_args(argv=None):

@@ -34,7 +34,9 @@ def explain_params(diagnosis, fit, least):
                  f"{', '.join(f'{v:+.3f}' for v in slow.tolist())}) shrinks by "
                  f"1 - lr*lambda_min = {1 - fit.lr * ev[0]:.6g} per epoch: a 1000-fold error reduction takes "
                  f"{diagnosis.epochs_to_converge:.3g} epochs")
-    return lines + explain_params_end(diagnosis, fit, least)
+    return lines + explain_params_end(diagnosis, fit, least) + [
+        "  (--landscape PATH draws this bowl with the run's path and each eigenvector's error against "
+        "(1 - lr*lambda)^k; --lr-sweep N measures the largest stable lr)"]
 
 
 def explain_params_end(diagnosis, fit, least):
@@ -57,14 +59,25 @@ def explain_params_end(diagnosis, fit, least):
     names = ", ".join("abc"[i] for i in frozen)
     steps = ", ".join(f"{diagnosis.steps[i]:.2g}" for i in frozen)
     gaps = ", ".join(f"{diagnosis.spacing[i]:.2g}" for i in frozen)
+    ratios = ", ".join(digits_below_one(diagnosis.steps[i].item() / (diagnosis.spacing[i].item() / 2)) for i in frozen)
     lines.append(f"  float32 stopped it there: the updates lr*dL/d({names}) = ({steps}) are under half the gap "
-                 f"between adjacent float32 numbers at those values ({gaps}), so they round away and {names} "
-                 "no longer move")
+                 f"between adjacent float32 numbers at those values ({gaps}): update / half-gap = {ratios}, "
+                 f"so they round away and {names} no longer move")
     since = unchanged_since(fit.log.history)
     if since is not None and since < epochs:
         lines.append(f"  (the logged loss has not changed since epoch {since}: the blog's last lines repeat "
                      "for the same reason)")
     return lines
+
+
+def digits_below_one(ratio):
+    """A ratio under 1 with the fewest significant digits (at least 2) that still show it is under 1:
+    0.86, 0.9999, 0.99995."""
+    for digits in range(2, 10):
+        text = f"{ratio:.{digits}g}"
+        if float(text) < 1:
+            return text
+    return f"{ratio:.10g}"
 
 
 def unchanged_since(history):
@@ -97,7 +110,9 @@ def explain_linear(diagnosis, fit, least):
                   "than the params model's"]
     return lines + [
         f"  balance (w1^2 + b1^2) - (w2^2 + b2^2): {diagnosis.balance_start:+.4f} at the start, "
-        f"{diagnosis.balance_end:+.4f} at the end;", balance_verdict(diagnosis, fit)]
+        f"{diagnosis.balance_end:+.4f} at the end;", balance_verdict(diagnosis, fit),
+        "  (--landscape PATH draws the run's path on the (a, b, c) bowl and the two layers' sizes on the curve of "
+        "equal balance)"]
 
 
 def balance_verdict(diagnosis, fit):

@@ -32,6 +32,7 @@ class Fit:
     std: float = 1.0
     gradients: str = "autograd"  # or "manual": the lesson's train_by_hand
     batch_size: int | None = None  # minibatch SGD's batch size; None: the full batch
+    trajectory: object = None   # the recorded path (trajectory.Trajectory), when one was recorded
 
     @property
     def parameters(self):

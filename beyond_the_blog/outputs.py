@@ -11,6 +11,8 @@ from .command_line import PROG
 from .output_files import atomic_path
 from .plots import can_show, plot_fits, plot_replications, write_animation
 from .report import fit_metrics, replication_metrics, write_json
+from .sweep_report import sweep_metrics
+from .why_figures import plot_landscape, plot_sweep
 
 
 def write_each(outputs):
@@ -42,8 +44,12 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
     elif settings.animate:
         print(f"{PROG}: --animate {settings.animate} not written: training stopped before its first frame",
               file=sys.stderr)
+    outputs += landscape_output(settings.landscape, fits, x, y)
     if settings.metrics:
         records = {f.model_name: fit_metrics(f, least, diagnoses.get(f.model_name), settings.seed) for f in fits}
+        for f in fits:
+            if f.trajectory is not None:
+                records[f.model_name]["trajectory"] = f.trajectory.metrics()
         data = records if settings.model == "both" else records[settings.model]
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
@@ -55,6 +61,30 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
     failed = write_each(outputs)
     show_figure(show and settings.plot)
     return failed
+
+
+def landscape_output(path, fits, x, y):
+    """--landscape: the bowl with the paths of the fits that did not diverge (a diverged path leaves it)."""
+    drawn = [f for f in fits if f.log.stop_reason != "diverged"]
+    if not path:
+        return []
+    if not drawn:
+        print(f"{PROG}: --landscape {path} not written: the run diverged, its path leaves the bowl", file=sys.stderr)
+        return []
+    return [("--landscape", path, lambda temporary: plot_landscape(drawn, x.cpu(), y.cpu(), temporary),
+             f"landscape written to {path}")]
+
+
+def write_sweep_outputs(settings, result):
+    outputs = []
+    if settings.plot:
+        outputs.append(("--plot", settings.plot, lambda path: plot_sweep(result, path),
+                        f"figure written to {settings.plot}"))
+    if settings.metrics:
+        data = sweep_metrics(result, settings.seed)
+        outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
+                        f"metrics written to {settings.metrics}"))
+    return write_each(outputs)
 
 
 def write_replication_outputs(settings, result, x, ys, summary):

@@ -16,12 +16,15 @@ from .command_line import PROG
 from .explanations import explain, explain_divergence
 from .fitting import fit
 from .interruptions import RecordedSignals, guarded_stdout
+from .lr_sweep import sweep
 from .model_registry import make_model, settings_of
-from .outputs import write_replication_outputs, write_single_outputs
+from .outputs import write_replication_outputs, write_single_outputs, write_sweep_outputs
 from .replications import Replicas, replication_data, summarize_replications
 from .report import print_comparison, print_fitted, print_least_squares, print_replications
 from .stopping import convergence_rule
+from .sweep_report import print_sweep
 from .training import Progress, frame_epochs
+from .trajectory import TrajectoryRecorder, chain
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 
@@ -46,8 +49,12 @@ def run(settings, lesson) -> int:
     torch.set_num_threads(threads_to_use(settings))
     try:
         with guarded_stdout() as stdout, RecordedSignals() as signals:
-            status = run_single(settings, lesson, device, signals) if settings.runs == 1 else \
-                run_replications(settings, lesson, device, signals)
+            if settings.lr_sweep is not None:
+                status = run_lr_sweep(settings, lesson, device, signals)
+            elif settings.runs > 1:
+                status = run_replications(settings, lesson, device, signals)
+            else:
+                status = run_single(settings, lesson, device, signals)
     except KeyboardInterrupt:  # only where signals keep their usual meaning (not the main thread)
         print("interrupted", file=sys.stderr)
         return 130
@@ -103,20 +110,26 @@ def stage_options(settings, lesson, name, seeds):
     return {"train": lesson.train}
 
 
-def fit_with_progress(settings, lesson, model, name, x, y, label, signals=None, frames_wanted=False, seeds=None):
-    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal)."""
+def fit_with_progress(settings, lesson, model, name, x, y, label, signals=None, frames_wanted=False, seeds=None,
+                      record_path=False):
+    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal);
+    with record_path, the returned Fit carries the path of its parameters (its trajectory)."""
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
     progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=label)
     converged = convergence_rule(settings.optimizer, record_interval) if settings.stop_when_converged else None
+    recorder = TrajectoryRecorder(model) if record_path else None
     try:
-        return fit(model, x, y, **stage_options(settings, lesson, name, seeds or [settings.seed]), model_name=name,
-                   optimizer=settings.optimizer, lr=settings.lr[name], epochs=epochs,
-                   standardize=settings.standardize, record_interval=record_interval, on_record=progress,
-                   tol=settings.tol, signals=signals, frame_epochs=frame_epochs(epochs) if frames_wanted else (),
-                   converged=converged)
+        result = fit(model, x, y, **stage_options(settings, lesson, name, seeds or [settings.seed]), model_name=name,
+                     optimizer=settings.optimizer, lr=settings.lr[name], epochs=epochs,
+                     standardize=settings.standardize, record_interval=record_interval,
+                     on_record=chain(progress, recorder), tol=settings.tol, signals=signals,
+                     frame_epochs=frame_epochs(epochs) if frames_wanted else (), converged=converged)
     finally:
         progress.close()
+    if recorder is not None:
+        result.trajectory = recorder.trajectory(result)
+    return result
 
 
 def exit_status(log):
@@ -140,7 +153,8 @@ def run_single(settings, lesson, device, signals):
             print(f"== model {name} ==")
         torch.set_rng_state(after_data)  # with --model both, each model starts as in its own run
         f = fit_with_progress(settings, lesson, make_model(name).to(device), name, x.to(device), y.to(device),
-                              label=name, signals=signals.received, frames_wanted=settings.animate is not None)
+                              label=name, signals=signals.received, frames_wanted=settings.animate is not None,
+                              record_path=True)
         fits.append(f)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
@@ -236,3 +250,28 @@ def replica_divergence_message(result, summary, x, ys, models):
     return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
                               settings_of(result.model_name).constant_hessian,
                               what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first")
+
+
+def run_lr_sweep(settings, lesson, device, signals):
+    """--lr-sweep N: N learning rates from the same start on the same data, one vectorized run."""
+    name = settings.model
+    torch.manual_seed(settings.seed)
+    x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
+    model = make_model(name).to(device)
+    epochs = settings.epochs[name]
+    record_interval, log_interval = settings.intervals(epochs)
+    progress = Progress(epochs, log_interval, settings.quiet, lesson.print_epoch, label=f"{settings.lr_sweep} lrs")
+    try:
+        result = sweep(lesson.train, name, model, x.to(device), y.to(device), settings.lr_sweep,
+                       optimizer=settings.optimizer, epochs=epochs, standardize=settings.standardize,
+                       record_interval=record_interval, on_record=progress, signals=signals.received)
+    finally:
+        progress.close()
+    print_sweep(result)
+    if result.stop_reason == "interrupted":
+        print("interrupted: the sweep above is where training stopped", file=sys.stderr)
+    failed_writes = write_sweep_outputs(settings, result)
+    return 130 if result.stop_reason == "interrupted" else (74 if failed_writes else 0)

@@ -1,0 +1,228 @@
+"""--lr-sweep: many learning rates trained together on the same data from the same start, as one
+vectorized computation (the replications' machinery with one lr per run), against the theory:
+plain SGD on a bowl diverges above 2/λmax, heavy-ball momentum above 2(1 + β)/λmax.
+
+A run "diverged" if its final loss is inf/NaN or above DIVERGED_FACTOR times its starting loss:
+below the limit every error along an eigenvector shrinks, so the loss ends below its start; just
+above it the steepest error grows by |1 - lr·λmax| > 1 per epoch and soon outweighs the start.
+"""
+import copy
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+
+from .analysis import least_squares, params_hessian, stable_lr
+from .command_line import DIVERGED_FACTOR
+from .interruptions import RecordedSignals
+from .model_registry import default_lr, settings_of
+from .replications import Replicas
+from .training import Monitor
+
+MOMENTUM = 0.9        # the beta of --optimizer momentum (training.make_optimizer)
+EDGE_PRECISION = 1.01  # the measured limit is pinned down to 1%
+WINDOW = 5             # lrs 1% apart on each side of the predicted limit, trained with the first sweep
+
+
+class PerRunSGD:
+    """Plain SGD, or heavy-ball momentum as torch.optim.SGD computes it, over stacked parameters
+    (a leading run axis) with one learning rate per run: lrs is an (R,) tensor."""
+
+    def __init__(self, params, lrs, momentum=0.0):
+        self.params = list(params)
+        self.lrs, self.momentum = lrs, momentum
+        self.buffers = [None] * len(self.params)
+        # -lr per run, shaped to broadcast over each stacked parameter, in its dtype: made once, not per step
+        self.steps = [-lrs.reshape(-1, *[1] * (p.dim() - 1)).to(p.dtype) for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for i, p in enumerate(self.params):
+            direction = p.grad
+            if self.momentum:
+                if self.buffers[i] is None:
+                    self.buffers[i] = direction.clone()
+                else:
+                    self.buffers[i].mul_(self.momentum).add_(direction)
+                direction = self.buffers[i]
+            p.addcmul_(self.steps[i], direction)
+
+
+class BroadcastReplicas(Replicas):
+    """Replicas whose forward, for a model that broadcasts over a leading run axis by itself (a x² + b x + c
+    with (R, 1, 1) parameters does), is the model's own forward on the stacked parameters: no vmap, no
+    functional_call, whose per-call cost dwarfs three numbers' arithmetic. Whether it does is tried on the
+    first call and checked against vmap there; a model that does not (nn.Linear) keeps the vmap forward."""
+
+    def __init__(self, models):
+        super().__init__(models)
+        stacked_model = copy.deepcopy(models[0])
+        for name, param in zip(self.names, self.stacked):  # the very tensors the optimizer updates
+            owner, _, attribute = name.rpartition(".")
+            setattr(stacked_model.get_submodule(owner) if owner else stacked_model, attribute, param)
+        self.stacked_model = [stacked_model]  # in a list, so not a submodule: its parameters are ours
+        self.direct = None  # decided on the first forward
+
+    def forward(self, x):
+        if self.direct is None:
+            mapped = super().forward(x)
+            try:
+                self.direct = torch.equal(self.stacked_model[0](x), mapped)
+            except (RuntimeError, ValueError):
+                self.direct = False
+            return mapped
+        return self.stacked_model[0](x) if self.direct else super().forward(x)
+
+
+@dataclass
+class SweepRun:
+    """One vectorized run of a sweep: its learning rates and what became of each."""
+    lrs: list
+    final_loss: torch.Tensor   # (R,)
+    start_loss: float
+    diverged: torch.Tensor     # (R,) bool
+    epochs_to_1pct: list       # first recorded epoch within 1% of the least-squares loss, or None
+    epochs_run: int
+    stop_reason: str
+    seconds: float
+
+    def subset(self, lrs):
+        """The entries of this run for `lrs` (each one of its own lrs)."""
+        index = [self.lrs.index(lr) for lr in lrs]
+        return SweepRun(list(lrs), self.final_loss[index], self.start_loss, self.diverged[index],
+                        [self.epochs_to_1pct[i] for i in index], self.epochs_run, self.stop_reason, self.seconds)
+
+
+def train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least_loss, record_interval=100, on_record=None,
+                signals=None):
+    """Train len(lrs) copies of `model` (same start, same data) with one lr each, as one computation.
+    `signals`: a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); by default its own."""
+    replicas = BroadcastReplicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
+    ys = y.expand(len(lrs), *y.shape).contiguous()
+    criterion = replicas.criterion
+    with torch.no_grad():
+        start_loss = criterion.per_run(replicas(inputs), ys)[0].item()
+    rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
+    opt = PerRunSGD(replicas.parameters(), rates, MOMENTUM if optimizer == "momentum" else 0.0)
+    monitor = Monitor(replicas, inputs, ys, criterion, record_interval=record_interval, on_record=on_record)
+    began = time.perf_counter()
+    with nullcontext() if signals is not None else RecordedSignals() as recorded:
+        monitor.signals = signals if signals is not None else recorded.received
+        train(replicas, inputs, ys, opt, epochs, monitor=monitor, criterion=criterion)
+    seconds = time.perf_counter() - began
+    with torch.no_grad():
+        final = criterion.per_run(replicas(inputs), ys).double().cpu()
+    diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
+    reached = [next((e for e, v in monitor.log.history if v[r] <= 1.01 * least_loss), None) for r in range(len(lrs))]
+    return SweepRun(list(lrs), final, start_loss, diverged, reached, monitor.log.epochs_run,
+                    monitor.log.stop_reason, seconds)
+
+
+def log_spaced(lo, hi, count):
+    return torch.logspace(math.log10(lo), math.log10(hi), count, dtype=torch.float64).tolist()
+
+
+def bracket(run):
+    """(largest lr that did not diverge below the smallest diverged one, that diverged lr); None
+    for an end that the sweep did not find."""
+    diverged = [lr for lr, d in zip(run.lrs, run.diverged.tolist()) if d]
+    first_diverged = min(diverged) if diverged else None
+    stable = [lr for lr, d in zip(run.lrs, run.diverged.tolist())
+              if not d and (first_diverged is None or lr < first_diverged)]
+    return (max(stable) if stable else None), first_diverged
+
+
+@dataclass
+class Sweep:
+    """What --lr-sweep measured, and the theory it is held against."""
+    model_name: str
+    optimizer: str
+    standardize: bool
+    epochs: int
+    lrs: list
+    final_loss: list
+    diverged: list
+    epochs_to_1pct: list
+    predicted_edge: float
+    edge_formula: str
+    edge_is_local: bool          # linear: the prediction is from the Hessian at the start only
+    measured_edge: float | None  # the largest lr that did not diverge, to 1%
+    edge_bracket: tuple          # (stable, diverged) after the refinement; either may be None
+    fastest_lr: float | None     # plain SGD's 2/(λmin + λmax), params only
+    least_squares_loss: float
+    refined: list                # the finer sweeps: SweepRun each
+    seconds: float
+    stop_reason: str
+    vectorized_runs: int = 1     # computations trained: the first sweep (with its window), then finer ones
+
+    def metrics(self):
+        return {"lrs": self.lrs, "final_loss": self.final_loss, "diverged": self.diverged,
+                "epochs_to_1pct": self.epochs_to_1pct, "predicted_edge": self.predicted_edge,
+                "measured_edge": self.measured_edge, "edge_bracket": list(self.edge_bracket),
+                "edge_formula": self.edge_formula, "edge_is_local": self.edge_is_local,
+                "fastest_plain_sgd_lr": self.fastest_lr, "diverged_definition":
+                f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
+                "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in self.refined],
+                "vectorized_runs": self.vectorized_runs, "seconds": self.seconds}
+
+
+def predicted_edge(model_name, model, inputs, y, optimizer):
+    """(limit, formula, local): 2/λmax (times 1 + β with momentum) of the loss Hessian at the start."""
+    start = {name: p.detach() for name, p in model.named_parameters()}
+    plain = stable_lr(model, start, inputs, y)
+    local = not settings_of(model_name).constant_hessian
+    if optimizer == "momentum":
+        return plain * (1 + MOMENTUM), f"2(1+{MOMENTUM:g})/lambda_max", local
+    return plain, "2/lambda_max", local
+
+
+def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, standardize=False,
+          record_interval=100, on_record=None, max_refinements=4, signals=None):
+    """The whole --lr-sweep: `count` lrs from a tenth of the default lr to twice the predicted limit, and
+    in the same computation a window of lrs 1% apart around the prediction; then, if the limit is not
+    inside that window, finer sweeps inside the bracket until it is pinned down to 1%."""
+    mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
+    inputs = (x - mean) / std
+    limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
+    low = min(default_lr(optimizer, model_name, standardize), limit) / 10
+    least = least_squares(x.cpu(), y.cpu()).loss[0].item()
+    main = log_spaced(low, 2 * limit, count)
+    window = [limit * EDGE_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
+    together = train_sweep(train, model, inputs, y, sorted(set(main) | set(window)), optimizer, epochs, least,
+                           record_interval, on_record, signals)
+    first = together.subset(main)
+    refined = [together.subset(window)] + refine(train, model, inputs, y, together, optimizer, epochs, least,
+                                                  record_interval, max_refinements, signals)
+    lo, hi = bracket(together)
+    for run in refined[1:]:
+        stable, diverged = bracket(run)
+        lo, hi = stable or lo, diverged or hi
+    fastest = None
+    if settings_of(model_name).constant_hessian:
+        eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.cpu()))
+        fastest = 2 / (eigenvalues[0] + eigenvalues[-1]).item()
+    return Sweep(model_name, optimizer, standardize, epochs, first.lrs, first.final_loss.tolist(),
+                 first.diverged.tolist(), first.epochs_to_1pct, limit, formula, local,
+                 lo if hi is not None else None, (lo, hi), fastest, least, refined,
+                 together.seconds + sum(r.seconds for r in refined[1:]), together.stop_reason, len(refined))
+
+
+def refine(train, model, inputs, y, run, optimizer, epochs, least, record_interval, max_refinements, signals=None):
+    """Finer sweeps inside the bracket of `run` until its ends are 1% apart: the SweepRuns."""
+    lo, hi = bracket(run)
+    refined = []
+    while (lo is not None and hi is not None and hi / lo > EDGE_PRECISION and len(refined) < max_refinements
+           and run.stop_reason != "interrupted"):
+        intervals = math.ceil(math.log(hi / lo) / math.log(EDGE_PRECISION))  # steps of at most 1% from lo to hi
+        lrs = log_spaced(lo, hi, min(intervals, 64) + 1)[1:-1]
+        run = train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least, record_interval, signals=signals)
+        refined.append(run)
+        stable, diverged = bracket(run)
+        lo, hi = stable or lo, diverged or hi
+    return refined

@@ -1,0 +1,166 @@
+"""Issue 9, item 1 and the float32 correction: the trajectory, the --landscape figure read back, and
+the eigen-errors against plain SGD's (1 - lr λ)^k. Oracles: numpy (polyfit, eigh) and a float64
+gradient-descent loop written in the test."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from conftest import fit, run_script
+
+import quadratic_regression as qr
+from beyond_the_blog import analysis, explanations, trajectory, why_figures
+
+
+def recorded_fit(model_name, seed=0, **options):
+    """A fit with the trajectory recorder hooked in, as the command line runs a single fit."""
+    torch.manual_seed(seed)
+    x, y = qr.make_data()
+    model = qr.ParamQuadratic() if model_name == "params" else qr.LinearProduct()
+    recorder = trajectory.TrajectoryRecorder(model)
+    result = fit(model, x, y, model_name=model_name, on_record=recorder, **options)
+    result.trajectory = recorder.trajectory(result)
+    return result, x, y
+
+
+def bowl_oracle(inputs, y):
+    """numpy: the least-squares optimum, the Hessian's eigenvalues and eigenvectors (largest entry positive)."""
+    z = inputs.double().numpy().ravel()
+    features = np.stack([z**2, z, np.ones_like(z)], axis=1)
+    eigenvalues, vectors = np.linalg.eigh(2 / len(z) * features.T @ features)
+    vectors = vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), range(3)])
+    return np.polyfit(z, y.double().numpy().ravel(), 2), eigenvalues, vectors, features
+
+
+def quadratic_of(model, x, inputs):
+    """The (a, b, c) in x's units that `model` draws on `inputs`, read off its predictions by polyfit."""
+    with torch.no_grad():
+        return np.polyfit(x.double().numpy().ravel(), model(inputs).double().numpy().ravel(), 2)
+
+
+@pytest.mark.parametrize("model_name,extra", [("linear", []), ("params", ["--standardize"])])
+def test_trajectory_starts_at_the_initial_model_and_ends_at_the_printed_fit(tmp_path, model_name, extra):
+    result = run_script("--model", model_name, "--epochs", "1500", *extra, "--metrics", "m.json",
+                        "--landscape", "l.png", "--no-plot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "landscape written to l.png" in result.stdout and (tmp_path / "l.png").stat().st_size > 10_000
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    path = metrics["trajectory"]
+    epochs, coefficients = path["epochs"], np.array(path["coefficients"])
+    assert epochs[0] == 0 and epochs[-1] == metrics["epochs_run"] == 1500
+    assert all(a < b for a, b in zip(epochs, epochs[1:])) and len(coefficients) == len(epochs)
+    assert {e for e, _ in metrics["loss_history"]} <= set(epochs)  # every recorded epoch
+    torch.manual_seed(0)
+    x, _ = qr.make_data()
+    initial = qr.ParamQuadratic() if model_name == "params" else qr.LinearProduct()
+    inputs = (x - x.mean()) / x.std() if extra else x
+    np.testing.assert_allclose(coefficients[0], quadratic_of(initial, x, inputs), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(coefficients[-1], [metrics["coefficients"][k] for k in "abc"], rtol=1e-6, atol=1e-6)
+    printed = re.search(r"fitted: y = (\S+) x\^2 ([+-]) (\S+) x ([+-]) (\S+)", result.stdout).groups()
+    a, b, c = float(printed[0]), float(printed[1] + printed[2]), float(printed[3] + printed[4])
+    np.testing.assert_allclose(coefficients[-1], [a, b, c], atol=6e-5)
+
+
+def test_landscape_figure_panels_and_paths_read_back(tmp_path):
+    params, x, y = recorded_fit("params", epochs=3000)
+    torch.manual_seed(0)
+    linear, _, _ = recorded_fit("linear", epochs=3000)
+    fig = why_figures.plot_landscape([params, linear], x, y, tmp_path / "l.png")
+    image = __import__("matplotlib.image", fromlist=["imread"]).imread(tmp_path / "l.png")
+    assert image.shape[0] > 300 and image.shape[1] > 3 * image.shape[0] / 2
+    bowl_ax, error_ax, balance_ax = [ax for ax in fig.axes if ax.get_title()]
+    assert "sliced through its optimum" in bowl_ax.get_title() and "x" in bowl_ax.get_title()
+    assert "steepest" in bowl_ax.get_xlabel() and "flattest" in bowl_ax.get_ylabel()
+    assert error_ax.get_xscale() == error_ax.get_yscale() == "log"
+    assert "two layers" in balance_ax.get_title()
+    optimum, _, vectors, _ = bowl_oracle(x, y)
+    lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
+    for fitted in (params, linear):
+        errors = (fitted.trajectory.coefficients_in_x().numpy() - optimum) @ vectors
+        line = lines[f"path:{fitted.model_name}"]
+        np.testing.assert_allclose(line.get_xdata(), errors[:, 2], atol=1e-6)
+        np.testing.assert_allclose(line.get_ydata(), errors[:, 0], atol=1e-5)
+    p = linear.trajectory.parameters
+    first = np.hypot(p["linear1.weight"].numpy().ravel(), p["linear1.bias"].numpy().ravel())
+    second = np.hypot(p["linear2.weight"].numpy().ravel(), p["linear2.bias"].numpy().ravel())
+    np.testing.assert_allclose(lines["balance:path"].get_xdata(), second)
+    np.testing.assert_allclose(lines["balance:path"].get_ydata(), first)
+    curve = lines["balance:curve"]  # every point of it keeps the start's balance
+    balance = np.asarray(curve.get_ydata()) ** 2 - np.asarray(curve.get_xdata()) ** 2
+    np.testing.assert_allclose(balance, first[0] ** 2 - second[0] ** 2, atol=1e-9)
+    assert "predicted:linear:0" not in lines and "predicted:params:0" in lines  # (1 - lr λ)^k: params only
+
+
+@pytest.mark.parametrize("standardize,epochs", [(False, 5000), (True, 1000)])
+def test_eigen_errors_follow_the_prediction_until_float32_stalls(tmp_path, standardize, epochs):
+    result, x, y = recorded_fit("params", epochs=epochs, standardize=standardize)
+    inputs = (x - x.mean()) / x.std() if standardize else x
+    optimum, eigenvalues, vectors, features = bowl_oracle(inputs, y)
+    targets = y.double().numpy().ravel()
+    theta = result.trajectory.coefficients_trained()[0].numpy().copy()
+    wanted, exact = set(result.trajectory.epochs), {0: theta.copy()}
+    for k in range(1, epochs + 1):  # plain gradient descent in float64, written out
+        theta -= result.lr * 2 / len(targets) * features.T @ (features @ theta - targets)
+        if k in wanted:
+            exact[k] = theta.copy()
+    oracle = (np.array([exact[e] for e in result.trajectory.epochs]) - optimum) @ vectors
+    fig = why_figures.plot_landscape([result], x, y, tmp_path / "l.png")
+    lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
+    measured = np.abs((result.trajectory.coefficients_trained().numpy() - optimum) @ vectors)
+    stall = next((line.get_xdata()[0] for gid, line in lines.items() if gid == "stall:params"), None)
+    for i in range(3):
+        predicted = lines[f"predicted:params:{i}"].get_ydata()
+        above_float64 = np.abs(oracle[1:, i]) > 1e-6  # below, the float64 loop has its own rounding floor
+        np.testing.assert_allclose(predicted[above_float64], np.abs(oracle[1:, i])[above_float64], rtol=1e-6)
+        before = np.array(result.trajectory.epochs) < (stall or np.inf)
+        big = before & (np.abs(oracle[:, i]) > 1e-3)
+        assert big.sum() >= 3
+        np.testing.assert_allclose(measured[big, i], np.abs(oracle[big, i]), rtol=1e-2)
+    if standardize:  # 1000 epochs at lr 0.3 on z reach float32's floor: the stall is drawn, and real
+        assert stall is not None and stall < epochs
+        after = np.array(result.trajectory.epochs) >= stall
+        assert np.all(measured[after] == measured[after][0])
+        assert np.abs(oracle[-1]).max() < 1e-6 < measured[-1].max()  # exact arithmetic would have gone on
+
+
+def test_float32_line_prints_update_over_half_gap():
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    targets = y.double().numpy().ravel()
+    features = np.stack([x.double().numpy().ravel() ** 2, x.double().numpy().ravel(), np.ones(100)], axis=1)
+    # where the default run (seed 0, 500000 epochs) ends, from its metrics: float32 numbers
+    end32 = np.array([0.9869005680084229, -11.861327171325684, 31.86570167541504])
+    assert np.array_equal(end32.astype(np.float32).astype(np.float64), end32)
+    result, _, _ = recorded_fit("params", epochs=10)
+    diagnosis = analysis.diagnose_params(x, 2e-5, y, torch.zeros(3, dtype=torch.float64), torch.tensor(end32), 10)
+    line = next(text for text in explanations.explain_params_end(diagnosis, result, analysis.least_squares(x, y))
+                if "float32 stopped it" in text)
+    step = np.abs(2e-5 * 2 / 100 * features.T @ (features @ end32 - targets))
+    half_gap = np.spacing(np.abs(end32).astype(np.float32)).astype(np.float64) / 2
+    printed = [float(v) for v in re.search(r"update / half-gap = ([0-9., ]+),", line).group(1).split(", ")]
+    frozen = step < half_gap
+    assert len(printed) == frozen.sum() > 0
+    for shown, truth in zip(printed, (step / half_gap)[frozen]):
+        assert shown < 1 and abs(shown - truth) <= 0.5 * 10 ** -(len(str(shown)) - 2) + 1e-12
+
+
+def test_digits_below_one():
+    assert [explanations.digits_below_one(r) for r in (0.8612, 0.99991, 0.999951, 0.5)] == \
+        ["0.86", "0.9999", "0.99995", "0.5"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--runs", "2"], "--landscape draws the path of a single run"),
+    (["--metrics", "l.png"], "the same file as --metrics"),
+    (["--plot", "l.png"], "the same file as --plot"),
+])
+def test_landscape_refusals(tmp_path, args, message):
+    result = run_script("--landscape", "l.png", *args, cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
+    result = run_script("--landscape", "no/such/l.png", cwd=tmp_path)
+    assert result.returncode == 2 and "--landscape no/such/l.png: folder" in result.stderr
