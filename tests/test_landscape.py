@@ -152,8 +152,8 @@ def test_digits_below_one():
 
 @pytest.mark.parametrize("args,message", [
     (["--runs", "2"], "--landscape draws the path of a single run"),
-    (["--metrics", "l.png"], "the same file as --metrics"),
-    (["--plot", "l.png"], "the same file as --plot"),
+    (["--metrics", "l.png"], "--metrics and --landscape name the same file"),
+    (["--plot", "l.png"], "--plot and --landscape name the same file"),
 ])
 def test_landscape_refusals(tmp_path, args, message):
     result = run_script("--landscape", "l.png", *args, cwd=tmp_path)
