@@ -273,6 +273,31 @@ def markdown_lr_sweep(rows):
     return "\n".join(lines)
 
 
+def markdown_time_to_fit(rows_of_all):
+    lines = []
+    lines += ["### Time to fit (coefficients within 0.01 of least squares)", "",
+              "| model | optimizer | standardize | lr | epochs | seconds | reached | CLI default: epochs, seconds, "
+              "reached |", "|---|---|---|---:|---:|---:|---|---|"]
+    for r in rows_of_all:
+        capped = ", capped" if r["capped_for_quick"] else ""
+        reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{capped})"
+        cli = r["cli_default"]
+        cli_text = (f"{cli['epochs_run']} ({cli['stop_reason']}), {cli['seconds']:.4f} s, "
+                    f"{'yes' if cli['reached'] else 'no'}")
+        lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
+                     f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} | {cli_text} |")
+    for model_name in model_registry.BLOG_MODELS:
+        rows = [r for r in rows_of_all if r["model"] == model_name]
+        blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
+        best = min((r for r in rows if r["reached"]), key=lambda r: r["seconds"], default=None)
+        if best:
+            lines.append(f"\n{model_name}: best {best['optimizer']}{' --standardize' if best['standardize'] else ''} "
+                         f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
+                         f"({blog['seconds'] / best['seconds']:.0f}× faster"
+                         f"{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+    return lines
+
+
 def markdown(report):
     lines = []
     f = report["faithful"]
@@ -285,26 +310,7 @@ def markdown(report):
               f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
               f"every logged loss identical: {f['identical_losses']} (autograd), "
               f"{f['manual_identical_losses']} (manual)", ""]
-    lines += ["### Time to fit (coefficients within 0.01 of least squares)", "",
-              "| model | optimizer | standardize | lr | epochs | seconds | reached | CLI default: epochs, seconds, "
-              "reached |", "|---|---|---|---:|---:|---:|---|---|"]
-    for r in report["time_to_fit"]:
-        capped = ", capped" if r["capped_for_quick"] else ""
-        reached = "yes" if r["reached"] else f"no (still {r['max_coefficient_error']:.3f} off{capped})"
-        cli = r["cli_default"]
-        cli_text = (f"{cli['epochs_run']} ({cli['stop_reason']}), {cli['seconds']:.4f} s, "
-                    f"{'yes' if cli['reached'] else 'no'}")
-        lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
-                     f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} | {cli_text} |")
-    for model_name in model_registry.BLOG_MODELS:
-        rows = [r for r in report["time_to_fit"] if r["model"] == model_name]
-        blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
-        best = min((r for r in rows if r["reached"]), key=lambda r: r["seconds"], default=None)
-        if best:
-            lines.append(f"\n{model_name}: best {best['optimizer']}{' --standardize' if best['standardize'] else ''} "
-                         f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
-                         f"({blog['seconds'] / best['seconds']:.0f}× faster"
-                         f"{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+    lines += markdown_time_to_fit(report["time_to_fit"])
     lines += ["", "### `--optimizer lbfgs` as the command line runs it (default epochs and stop rule), "
                   "seeds 0-9", "", "| model | standardize | max seconds | median seconds | max epochs | "
                   "all within 0.01 | all converged |", "|---|---|---:|---:|---:|---|---|"]
