@@ -1,4 +1,6 @@
 """What --lr-sweep prints and writes: a short summary against the theory, a table, the metrics."""
+import math
+
 from .command_line import DIVERGED_FACTOR
 from .lr_sweep import WINDOW
 
@@ -40,7 +42,8 @@ def print_sweep_table(sweep):
           f"{sweep.least_squares_loss:.6f}")
     for i in rows:
         reached = sweep.epochs_to_1pct[i]
-        print(f"  {sweep.lrs[i]:11.4g}{sweep.final_loss[i]:14.6g}{'yes' if sweep.diverged[i] else 'no':>10s}   "
+        final = f"{sweep.final_loss[i]:.6g}" if math.isfinite(sweep.final_loss[i]) else "inf/NaN"
+        print(f"  {sweep.lrs[i]:11.4g}{final:>14s}{'yes' if sweep.diverged[i] else 'no':>10s}   "
               f"{reached if reached is not None else 'never'}")
     if count > TABLE_ROWS:
         print(f"  ({len(rows)} of {count} rows; --metrics has them all)")
