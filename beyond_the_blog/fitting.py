@@ -2,13 +2,12 @@
 monitor hooked in, and report everything back in x's units."""
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from .interruptions import RecordedSignals
+from .interruptions import signals_received
 from .minibatches import Minibatches
 from .model_registry import MODELS, default_epochs, default_lr, settings_of
 from .training import Monitor, TrainLog, make_optimizer
@@ -95,8 +94,7 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
             train(model, inputs, y, opt, epochs, monitor=monitor, criterion=criterion)
 
     start = time.perf_counter()
-    with nullcontext() if signals is not None else RecordedSignals() as recorded:
-        monitor.signals = signals if signals is not None else recorded.received
+    with signals_received(signals) as monitor.signals:
         train_until_overflow(loop, monitor)
     monitor.log.seconds = time.perf_counter() - start
     trained = {k: v.clone() for k, v in named_tensors(model).items()}

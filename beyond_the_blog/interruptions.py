@@ -52,6 +52,17 @@ class RecordedSignals:
         return 128 + self.received[0] if self.received else None
 
 
+@contextmanager
+def signals_received(received=None):
+    """Yields the list that Ctrl-C and SIGTERM fill while training: `received`, when the caller
+    already records them for the whole run, else a list recorded for the duration of the block."""
+    if received is not None:
+        yield received
+        return
+    with RecordedSignals() as recorded:
+        yield recorded.received
+
+
 class GuardedStdout:
     """Standard output that never raises: after the first failed write it drops what follows and
     remembers the error, so that a closed pipe or a full disk cannot stop the files being written."""

@@ -9,14 +9,13 @@ above it the steepest error grows by |1 - lr·λmax| > 1 per epoch and soon outw
 import copy
 import math
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 
 from .analysis import least_squares, params_hessian, stable_lr
 from .command_line import DIVERGED_FACTOR
-from .interruptions import RecordedSignals
+from .interruptions import signals_received
 from .model_registry import default_lr, settings_of
 from .replications import Replicas
 from .training import Monitor
@@ -112,8 +111,7 @@ def train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least_loss, rec
     opt = PerRunSGD(replicas.parameters(), rates, MOMENTUM if optimizer == "momentum" else 0.0)
     monitor = Monitor(replicas, inputs, ys, criterion, record_interval=record_interval, on_record=on_record)
     began = time.perf_counter()
-    with nullcontext() if signals is not None else RecordedSignals() as recorded:
-        monitor.signals = signals if signals is not None else recorded.received
+    with signals_received(signals) as monitor.signals:
         train(replicas, inputs, ys, opt, epochs, monitor=monitor, criterion=criterion)
     seconds = time.perf_counter() - began
     with torch.no_grad():
