@@ -31,6 +31,7 @@ from torch import nn  # noqa: E402
 from beyond_the_blog.analysis import diagnose_linear_fit, diagnose_params_fit  # noqa: E402
 from beyond_the_blog.manual_gradients import LinearGradients, ParamsGradients  # noqa: E402
 from beyond_the_blog.model_registry import register  # noqa: E402
+from beyond_the_blog.rescaling import balance_layers  # noqa: E402
 from beyond_the_blog.runner import Lesson, run  # noqa: E402
 
 
@@ -111,7 +112,8 @@ class LinearProduct(nn.Module):
 
 # --model params / --model linear; their default lr, epochs and colour are in model_registry.py
 register("params", ParamQuadratic, diagnose=diagnose_params_fit, manual_gradients=ParamsGradients)
-register("linear", LinearProduct, diagnose=diagnose_linear_fit, manual_gradients=LinearGradients)
+register("linear", LinearProduct, diagnose=diagnose_linear_fit, manual_gradients=LinearGradients,
+         rebalance=balance_layers)  # L-BFGS only: (s w1, s b1, w2/s, b2/s) is the same curve
 
 
 # ----------------------------------------------------------------------------- training

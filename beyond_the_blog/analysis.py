@@ -1,5 +1,6 @@
 """The analysis: the best possible fit (least squares, standard errors, t quantiles) and why
 gradient descent gets where it gets (each model's diagnosis, the largest stable lr)."""
+import functools
 import math
 from dataclasses import dataclass
 
@@ -44,6 +45,7 @@ def least_squares(x, y):
     return LeastSquares(solution.T, loss, stderr, t95, (targets[:, 0] ** 2).mean().item())
 
 
+@functools.cache  # 100000 Python-level density evaluations: computed once per (p, df)
 def student_t_quantile(p, df):
     """The p-quantile of Student's t with df degrees of freedom, for p > 0.5, by bisection on
     its CDF (Simpson's rule on the density), to keep scipy out of the requirements."""

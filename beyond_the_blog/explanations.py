@@ -3,6 +3,7 @@
 import math
 
 from .analysis import LinearDiagnosis, ParamsDiagnosis
+from .model_registry import MODELS, settings_of
 
 
 def explain(diagnosis, fit, least):
@@ -120,6 +121,10 @@ def balance_verdict(diagnosis, fit):
     if fit.optimizer == "sgd":
         return "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"
     change = diagnosis.balance_end - diagnosis.balance_start
+    if fit.optimizer == "lbfgs" and fit.model_name in MODELS and settings_of(fit.model_name).rebalance is not None:
+        return (f"  L-BFGS's steps are not gradient steps, and left alone it drifts to ever more unequal layers, "
+                f"where it stalls; so before each epoch it rescaled them to equal sizes (the same curve: "
+                f"beyond_the_blog/rescaling.py): the balance changed by {change:+.4g}")
     return (f"  gradient flow would conserve it, but {fit.optimizer}'s steps are not gradient steps: it changed by "
             f"{change:+.4g}, so {fit.optimizer}, not the start, picked the point of the valley the model lands on")
 

@@ -82,7 +82,8 @@ def fit(model, x, y, *, train, model_name, optimizer="sgd", lr=None, epochs=None
     monitor = Monitor(model, inputs, y, criterion, stop_when=close_to_target if target is not None else None,
                       **monitor_options)
     opt = make_optimizer(optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y),
-                         gradients=line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given))
+                         gradients=line_search_gradients(optimizer, model_name, model, inputs, y, criterion_given),
+                         rebalance=valley_move(optimizer, model_name, model))
 
     def loop():
         if manual_gradients is not None:
@@ -112,6 +113,15 @@ def line_search_gradients(optimizer, model_name, model, inputs, y, criterion_giv
     if optimizer != "lbfgs" or criterion_given or by_hand is None:
         return None
     return by_hand(model, inputs, y)
+
+
+def valley_move(optimizer, model_name, model):
+    """L-BFGS on a model with a symmetry (its registered rebalance, rescaling.py): the move along the
+    valley of equal loss that it makes before each epoch. Gradient-based optimizers keep to the blog."""
+    rebalance = settings_of(model_name).rebalance if model_name in MODELS else None
+    if optimizer != "lbfgs" or rebalance is None:
+        return None
+    return lambda: rebalance(model)
 
 
 def train_until_overflow(loop, monitor):

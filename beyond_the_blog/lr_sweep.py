@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from .analysis import least_squares, params_hessian, stable_lr
 from .command_line import DIVERGED_FACTOR
@@ -53,18 +54,38 @@ class PerRunSGD:
             p.addcmul_(self.steps[i], direction)
 
 
+class StackedLinear(nn.Module):
+    """nn.Linear over a leading run axis: weight (R, out, in), bias (R, out). F.linear(x, w, b) is
+    addmm(b, x, w.t()); its batched form baddbmm is what vmap runs for it, so the bits are the same."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x):
+        if x.dim() == 2:  # one input shared by every run
+            x = x.expand(self.weight.shape[0], *x.shape)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+
 class BroadcastReplicas(Replicas):
-    """Replicas whose forward, for a model that broadcasts over a leading run axis by itself (a x² + b x + c
-    with (R, 1, 1) parameters does), is the model's own forward on the stacked parameters: no vmap, no
-    functional_call, whose per-call cost dwarfs three numbers' arithmetic. Whether it does is tried on the
-    first call and checked against vmap there; a model that does not (nn.Linear) keeps the vmap forward."""
+    """Replicas whose forward is the model's own forward on the stacked parameters (a leading run axis),
+    with every nn.Linear swapped for a StackedLinear: no vmap, no functional_call, whose per-call cost
+    dwarfs a few numbers' arithmetic (a x² + b x + c broadcasts over (R, 1, 1) parameters by itself).
+    Whether this gives vmap's bits is checked on the first call; a model for which it does not keeps vmap."""
 
     def __init__(self, models):
         super().__init__(models)
         stacked_model = copy.deepcopy(models[0])
-        for name, param in zip(self.names, self.stacked):  # the very tensors the optimizer updates
+        stacked = dict(zip(self.names, self.stacked))  # the very tensors the optimizer updates
+        for name, param in stacked.items():
             owner, _, attribute = name.rpartition(".")
             setattr(stacked_model.get_submodule(owner) if owner else stacked_model, attribute, param)
+        for name, module in list(stacked_model.named_modules()):
+            if name and type(module) is nn.Linear and module.bias is not None:
+                owner, _, attribute = name.rpartition(".")
+                setattr(stacked_model.get_submodule(owner), attribute,
+                        StackedLinear(stacked[f"{name}.weight"], stacked[f"{name}.bias"]))
         self.stacked_model = [stacked_model]  # in a list, so not a submodule: its parameters are ours
         self.direct = None  # decided on the first forward
 

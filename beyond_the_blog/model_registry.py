@@ -21,6 +21,7 @@ class ModelSettings:
     diagnose: object = None           # diagnose(fit, x, y) -> a diagnosis, or None
     manual_gradients: object = None   # gradients = manual_gradients(model, x, y); gradients() -> loss, sets p.grad
     stop_when_converged: bool = False  # momentum/adam/lbfgs at the default epochs stop once converged (see --help)
+    rebalance: object = None          # rebalance(model) -> bool: a move along a valley of equal loss, for L-BFGS
 
 
 # Plain "sgd" is the blog's own setting. The others were chosen so that both models reach the
@@ -36,16 +37,17 @@ MODELS = {
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
     "linear": ModelSettings("tab:orange", stop_when_converged=True, defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
-        ("adam", False): (0.02, 3_000), ("lbfgs", False): (0.5, 50),
+        ("adam", False): (0.02, 3_000), ("lbfgs", False): (1.0, 20),
         ("sgd", True): (0.01, 1_000), ("momentum", True): (0.005, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
 }
 
 
-def register(name, model_class, settings=None, diagnose=None, manual_gradients=None):
+def register(name, model_class, settings=None, diagnose=None, manual_gradients=None, rebalance=None):
     """Make `model_class` available as --model NAME. The blog's models have their settings above;
     any other brings a ModelSettings. diagnose(fit, x, y), if given, explains the fit;
-    manual_gradients(model, x, y), if given, lets --gradients manual train it."""
+    manual_gradients(model, x, y), if given, lets --gradients manual train it; rebalance(model), if
+    given, rescales it along a symmetry (the same function, another point) before each L-BFGS epoch."""
     if settings is None:
         if name not in MODELS:
             raise ValueError(f"model {name!r} needs its ModelSettings (colour and default lr/epochs)")
@@ -53,6 +55,7 @@ def register(name, model_class, settings=None, diagnose=None, manual_gradients=N
     settings.model_class = model_class
     settings.diagnose = diagnose
     settings.manual_gradients = manual_gradients
+    settings.rebalance = rebalance
     MODELS[name] = settings
     return model_class
 

@@ -42,17 +42,27 @@ class LBFGSEpoch:
     zero_grad/backward/step. Its line search evaluates the loss itself, so step() hands it a
     closure; the closure's first loss is the one the loop just computed, bit for bit. With
     `gradients` (the model's gradients by hand, beyond_the_blog/manual_gradients.py) the closure
-    is gradients() instead of autograd: the same bits, about four times cheaper per evaluation."""
+    is gradients() instead of autograd: the same bits, about four times cheaper per evaluation.
+    With `rebalance` (the model's own symmetry, e.g. rescaling.balance_layers bound to the model),
+    each epoch first moves along the model's valley of equal loss; if it moved, L-BFGS starts afresh."""
 
-    def __init__(self, params, lr, loss_of_model, gradients=None):
-        self.lbfgs = torch.optim.LBFGS(params, lr=lr, max_iter=20, line_search_fn="strong_wolfe",
-                                       tolerance_grad=1e-9, tolerance_change=1e-12)
-        self.loss_of_model, self.gradients = loss_of_model, gradients
+    def __init__(self, params, lr, loss_of_model, gradients=None, rebalance=None):
+        self.params, self.lr = list(params), lr
+        self.lbfgs = self.fresh_lbfgs()
+        self.loss_of_model, self.gradients, self.rebalance = loss_of_model, gradients, rebalance
+
+    def fresh_lbfgs(self):
+        # history_size 10 (scipy's default), not torch's 100: with 3 or 4 parameters older curvature pairs add
+        # nothing, and each costs two Python-level tensor ops per iteration, most of an epoch's time
+        return torch.optim.LBFGS(self.params, lr=self.lr, max_iter=20, history_size=10, line_search_fn="strong_wolfe",
+                                 tolerance_grad=1e-9, tolerance_change=1e-12)
 
     def zero_grad(self):
         self.lbfgs.zero_grad()
 
     def step(self):
+        if self.rebalance is not None and self.rebalance():
+            self.lbfgs = self.fresh_lbfgs()  # its curvature memory was measured in the old scaling
         if self.gradients is not None:
             return self.lbfgs.step(self.gradients)
 
@@ -64,9 +74,10 @@ class LBFGSEpoch:
         return self.lbfgs.step(closure)
 
 
-def make_optimizer(name, params, lr, loss_of_model=None, gradients=None):
+def make_optimizer(name, params, lr, loss_of_model=None, gradients=None, rebalance=None):
     """loss_of_model() recomputes the loss: L-BFGS needs it for its line search; gradients(), if
-    given, does it and sets every p.grad by hand, and L-BFGS uses it instead."""
+    given, does it and sets every p.grad by hand, and L-BFGS uses it instead; rebalance(), if given,
+    moves L-BFGS along the model's valley of equal loss before each epoch (see LBFGSEpoch)."""
     if name == "sgd":
         return PlainSGD(params, lr)
     if name == "momentum":
@@ -74,7 +85,7 @@ def make_optimizer(name, params, lr, loss_of_model=None, gradients=None):
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "lbfgs":
-        return LBFGSEpoch(params, lr, loss_of_model, gradients)
+        return LBFGSEpoch(params, lr, loss_of_model, gradients, rebalance)
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -140,14 +151,15 @@ class Monitor:
         return bool(self.signals) and self.stop("interrupted")
 
     def note_diverged_runs(self, epoch, out):
-        """Replicated runs: note the runs whose loss became inf/NaN at `epoch`; True once all have."""
+        """Replicated runs: note the runs whose loss became inf/NaN at `epoch`; True once all have.
+        Called every epoch once one run has diverged, so it keeps to a few tensor ops."""
         losses = self.per_run(out.detach(), self.y).cpu()
-        if self.log.run_diverged_at is None:
-            self.log.run_diverged_at = torch.zeros(losses.numel(), dtype=torch.long)
+        at = self.log.run_diverged_at
+        if at is None:
+            at = self.log.run_diverged_at = torch.zeros(losses.numel(), dtype=torch.long)
             self.log.diverged_at, self.log.diverged_loss = epoch, losses[~torch.isfinite(losses)][0].item()
-        newly = ~torch.isfinite(losses) & (self.log.run_diverged_at == 0)
-        self.log.run_diverged_at[newly] = epoch
-        return bool((self.log.run_diverged_at > 0).all()) and self.stop("diverged")
+        at.masked_fill_(~torch.isfinite(losses) & (at == 0), epoch)
+        return bool(at.all()) and self.stop("diverged")
 
     def loss_now(self):
         """The loss of the parameters as they are now, after the epoch's step (a stop rule may ask)."""

@@ -131,7 +131,7 @@ def test_benchmark_rows_for_the_sweep():
     spec = importlib.util.spec_from_file_location("bench", ROOT / "benchmarks" / "bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows = bench.bench_lr_sweep(8, epochs=300)
+    rows = bench.bench_lr_sweep(8, epochs=300, rounds=1)
     assert [r["model"] for r in rows] == ["params", "linear"]
     for r in rows:
         assert r["ratio_to_one_run"] == pytest.approx(r["sweep_seconds"] / r["single_run_seconds"])

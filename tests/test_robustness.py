@@ -170,7 +170,8 @@ def test_wide_numbers_keep_their_columns(tmp_path):
 def test_balance_line_says_what_happened_under_lbfgs(tmp_path):
     result = run_script("--model", "linear", "--optimizer", "lbfgs", "--no-plot", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(nearly) conserves" not in result.stdout and "lbfgs's steps are not gradient steps" in result.stdout
+    assert "(nearly) conserves" not in result.stdout and "L-BFGS's steps are not gradient steps" in result.stdout
+    assert "rescaled them to equal sizes" in result.stdout
 
 
 def test_a_file_size_limit_leaves_the_old_file_whole(tmp_path):

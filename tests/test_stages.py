@@ -10,7 +10,7 @@ from conftest import replication_data, run_script
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog import command_line, fitting, model_registry, plots, replications, stopping
+from beyond_the_blog import command_line, fitting, model_registry, plots, replications, rescaling, stopping
 from beyond_the_blog.analysis import least_squares
 from beyond_the_blog.model_registry import MODELS, OPTIMIZERS, ModelSettings, register
 
@@ -217,6 +217,47 @@ def test_lbfgs_stops_once_converged_at_least_squares_for_seeds_0_to_9(tmp_path, 
         assert metrics["epochs_run"] < default and f"stopped at epoch {metrics['epochs_run']} of {default}" in out
         best = polyfit(*seeded_data(seed))
         assert np.abs([metrics["coefficients"][k] - best[i] for i, k in enumerate("abc")]).max() <= 0.01, seed
+
+
+def test_balance_layers_moves_along_the_valley_only():
+    torch.manual_seed(3)
+    model = model_registry.make_model("linear")
+    with torch.no_grad():
+        model.linear1.weight.mul_(40.0)
+        model.linear1.bias.mul_(40.0)
+    x, _ = seeded_data(3)
+    before, curve = dict_of(model), model(x).detach()
+    assert rescaling.balance_layers(model)
+    sizes = [torch.cat([layer.weight.reshape(-1), layer.bias]).norm().item()
+             for layer in (model.linear1, model.linear2)]
+    assert sizes[0] == pytest.approx(sizes[1], rel=1e-6)
+    torch.testing.assert_close(model(x).detach(), curve, rtol=1e-5, atol=1e-4)  # the same curve
+    s = model.linear1.weight.item() / before["linear1.weight"].item()
+    assert model.linear2.bias.item() == pytest.approx(before["linear2.bias"].item() / s, rel=1e-6)
+    settled = dict_of(model)
+    assert not rescaling.balance_layers(model)  # balanced within 1%: left alone, bit for bit
+    assert all(torch.equal(settled[k], v) for k, v in dict_of(model).items())
+    with torch.no_grad():
+        model.linear2.weight.zero_()
+        model.linear2.bias.zero_()
+    assert not rescaling.balance_layers(model)  # a zero layer has no scale to share
+
+
+def dict_of(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+@pytest.mark.parametrize("seed", [11, 27])
+def test_lbfgs_on_raw_x_stalls_without_rebalancing_and_fits_with_it(seed, monkeypatch):
+    """Seeds on which L-BFGS, left alone, drifts to unequal layers and stalls far above least squares."""
+    best = polyfit(*seeded_data(seed))
+    errors = {}
+    for rebalance in (None, rescaling.balance_layers):
+        monkeypatch.setattr(model_registry.settings_of("linear"), "rebalance", rebalance)
+        x, y = seeded_data(seed)
+        result = fit(model_registry.make_model("linear"), x, y, model_name="linear", optimizer="lbfgs", epochs=30)
+        errors[rebalance is not None] = np.abs(result.coefficients[0].numpy() - best).max()
+    assert errors[False] > 0.5 and errors[True] <= 0.01
 
 
 @pytest.mark.parametrize("optimizer,standardize", [("momentum", False), ("adam", False), ("momentum", True),
