@@ -18,7 +18,7 @@ from .analysis import least_squares, params_hessian, stable_lr
 from .command_line import DIVERGED_FACTOR
 from .interruptions import signals_received
 from .model_registry import default_lr, settings_of
-from .replications import Replicas
+from .replications import Replicas, SummedRunLosses
 from .training import Monitor
 
 MOMENTUM = 0.9        # the beta of --optimizer momentum (training.make_optimizer)
@@ -55,24 +55,24 @@ class PerRunSGD:
 
 
 class StackedLinear(nn.Module):
-    """nn.Linear over a leading run axis: weight (R, out, in), bias (R, out). F.linear(x, w, b) is
-    addmm(b, x, w.t()); its batched form baddbmm is what vmap runs for it, so the bits are the same."""
+    """nn.Linear(1, k) over a leading run axis: weight (R, k, 1), bias (R, k). With one input feature the
+    matrix product in F.linear (addmm: the product rounded, then the sum) is one multiplication per entry,
+    so w x + b written elementwise gives its bits, broadcast over the runs at the cost of one run."""
 
     def __init__(self, weight, bias):
         super().__init__()
         self.weight, self.bias = weight, bias
 
     def forward(self, x):
-        if x.dim() == 2:  # one input shared by every run
-            x = x.expand(self.weight.shape[0], *x.shape)
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+        return x * self.weight.transpose(1, 2) + self.bias.unsqueeze(1)
 
 
 class BroadcastReplicas(Replicas):
     """Replicas whose forward is the model's own forward on the stacked parameters (a leading run axis),
-    with every nn.Linear swapped for a StackedLinear: no vmap, no functional_call, whose per-call cost
-    dwarfs a few numbers' arithmetic (a x² + b x + c broadcasts over (R, 1, 1) parameters by itself).
-    Whether this gives vmap's bits is checked on the first call; a model for which it does not keeps vmap."""
+    with every nn.Linear of one input swapped for a StackedLinear: no vmap, no functional_call, whose
+    per-call cost dwarfs a few numbers' arithmetic (a x² + b x + c broadcasts over (R, 1, 1) parameters by
+    itself). Whether the forward gives vmap's bits is checked on the first call; if not, vmap stays. (The
+    gradients' sums over the samples may add in another order: runs equal single runs to float32 rounding.)"""
 
     def __init__(self, models):
         super().__init__(models)
@@ -82,7 +82,7 @@ class BroadcastReplicas(Replicas):
             owner, _, attribute = name.rpartition(".")
             setattr(stacked_model.get_submodule(owner) if owner else stacked_model, attribute, param)
         for name, module in list(stacked_model.named_modules()):
-            if name and type(module) is nn.Linear and module.bias is not None:
+            if name and type(module) is nn.Linear and module.in_features == 1 and module.bias is not None:
                 owner, _, attribute = name.rpartition(".")
                 setattr(stacked_model.get_submodule(owner), attribute,
                         StackedLinear(stacked[f"{name}.weight"], stacked[f"{name}.bias"]))
@@ -98,6 +98,22 @@ class BroadcastReplicas(Replicas):
                 self.direct = False
             return mapped
         return self.stacked_model[0](x) if self.direct else super().forward(x)
+
+
+class SweepLosses(SummedRunLosses):
+    """Each run's MSE, summed, as one fused mse_loss over all the runs' errors divided by n: the same
+    gradient for each run's parameters, with two autograd nodes where mean-then-sum takes four."""
+
+    def forward(self, out, target):
+        return nn.functional.mse_loss(out, target, reduction="sum") / out[0].numel()
+
+
+class SweepMonitor(Monitor):
+    """The sweep needs only which runs diverged by the end, not each one's first inf/NaN epoch: it looks at
+    the runs' losses at the record epochs only (every run diverged: training stops there), not every epoch."""
+
+    def note_diverged_runs(self, epoch, out):
+        return epoch % self.record_interval == 0 and super().note_diverged_runs(epoch, out)
 
 
 @dataclass
@@ -125,12 +141,12 @@ def train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least_loss, rec
     `signals`: a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); by default its own."""
     replicas = BroadcastReplicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
     ys = y.expand(len(lrs), *y.shape).contiguous()
-    criterion = replicas.criterion
+    criterion = SweepLosses()
     with torch.no_grad():
         start_loss = criterion.per_run(replicas(inputs), ys)[0].item()
     rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
     opt = PerRunSGD(replicas.parameters(), rates, MOMENTUM if optimizer == "momentum" else 0.0)
-    monitor = Monitor(replicas, inputs, ys, criterion, record_interval=record_interval, on_record=on_record)
+    monitor = SweepMonitor(replicas, inputs, ys, criterion, record_interval=record_interval, on_record=on_record)
     began = time.perf_counter()
     with signals_received(signals) as monitor.signals:
         train(replicas, inputs, ys, opt, epochs, monitor=monitor, criterion=criterion)

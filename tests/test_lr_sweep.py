@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import fit, run_script
+from torch import nn
 
 import quadratic_regression as qr
 from beyond_the_blog import lr_sweep, model_registry
+from beyond_the_blog.replications import Replicas, SummedRunLosses
 from beyond_the_blog.report import first_epoch_within
 
 
@@ -65,6 +67,30 @@ def test_the_sweep_equals_single_runs_with_those_lrs(model_name, optimizer):
                      lr=lr, epochs=600, record_interval=10)
         assert run.final_loss[i].item() == pytest.approx(single.final_loss, rel=1e-5)
         assert run.epochs_to_1pct[i] == first_epoch_within(single.log.history, least, 0.01)
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_the_sweep_runs_the_models_own_forward_with_vmaps_bits(model_name):
+    """No vmap for the blog's two models (the sweep's speed rests on it), and the same predictions."""
+    x, _, model = seeded(model_name)
+    models = [model_registry.make_model(model_name) for _ in range(4)]
+    broadcast = lr_sweep.BroadcastReplicas(models)
+    broadcast(x)  # the first call decides
+    assert broadcast.direct is True
+    assert torch.equal(broadcast(x), Replicas(models)(x))
+
+
+def test_sweep_losses_give_each_run_its_own_gradient():
+    torch.manual_seed(1)
+    out, target = torch.randn(5, 100, 1, requires_grad=True), torch.randn(5, 100, 1)
+    gradients = []
+    for criterion in (lr_sweep.SweepLosses(), SummedRunLosses()):
+        out.grad = None
+        criterion(out, target).backward()
+        gradients.append(out.grad.clone())
+    single = torch.func.vmap(torch.func.grad(lambda o, t: nn.functional.mse_loss(o, t)))(out.detach(), target)
+    torch.testing.assert_close(gradients[0], gradients[1], rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(gradients[0], single, rtol=1e-6, atol=1e-9)
 
 
 def test_linear_prediction_is_local_and_said_so(tmp_path):
