@@ -54,52 +54,6 @@ class PerRunSGD:
             p.addcmul_(self.steps[i], direction)
 
 
-class StackedLinear(nn.Module):
-    """nn.Linear(1, k) over a leading run axis: weight (R, k, 1), bias (R, k). With one input feature the
-    matrix product in F.linear (addmm: the product rounded, then the sum) is one multiplication per entry,
-    so w x + b written elementwise gives its bits, broadcast over the runs at the cost of one run."""
-
-    def __init__(self, weight, bias):
-        super().__init__()
-        self.weight, self.bias = weight, bias
-
-    def forward(self, x):
-        return x * self.weight.transpose(1, 2) + self.bias.unsqueeze(1)
-
-
-class BroadcastReplicas(Replicas):
-    """Replicas whose forward is the model's own forward on the stacked parameters (a leading run axis),
-    with every nn.Linear of one input swapped for a StackedLinear: no vmap, no functional_call, whose
-    per-call cost dwarfs a few numbers' arithmetic (a x² + b x + c broadcasts over (R, 1, 1) parameters by
-    itself). Whether the forward gives vmap's bits is checked on the first call; if not, vmap stays. (The
-    gradients' sums over the samples may add in another order: runs equal single runs to float32 rounding.)"""
-
-    def __init__(self, models):
-        super().__init__(models)
-        stacked_model = copy.deepcopy(models[0])
-        stacked = dict(zip(self.names, self.stacked))  # the very tensors the optimizer updates
-        for name, param in stacked.items():
-            owner, _, attribute = name.rpartition(".")
-            setattr(stacked_model.get_submodule(owner) if owner else stacked_model, attribute, param)
-        for name, module in list(stacked_model.named_modules()):
-            if name and type(module) is nn.Linear and module.in_features == 1 and module.bias is not None:
-                owner, _, attribute = name.rpartition(".")
-                setattr(stacked_model.get_submodule(owner), attribute,
-                        StackedLinear(stacked[f"{name}.weight"], stacked[f"{name}.bias"]))
-        self.stacked_model = [stacked_model]  # in a list, so not a submodule: its parameters are ours
-        self.direct = None  # decided on the first forward
-
-    def forward(self, x):
-        if self.direct is None:
-            mapped = super().forward(x)
-            try:
-                self.direct = torch.equal(self.stacked_model[0](x), mapped)
-            except (RuntimeError, ValueError):
-                self.direct = False
-            return mapped
-        return self.stacked_model[0](x) if self.direct else super().forward(x)
-
-
 class SweepLosses(SummedRunLosses):
     """Each run's MSE, summed, as one fused mse_loss over all the runs' errors divided by n: the same
     gradient for each run's parameters, with two autograd nodes where mean-then-sum takes four."""
@@ -139,7 +93,7 @@ def train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least_loss, rec
                 signals=None):
     """Train len(lrs) copies of `model` (same start, same data) with one lr each, as one computation.
     `signals`: a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); by default its own."""
-    replicas = BroadcastReplicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
+    replicas = Replicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
     ys = y.expand(len(lrs), *y.shape).contiguous()
     criterion = SweepLosses()
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Many runs at once: R copies of a model trained as one vectorized computation (torch.func)."""
+"""Many runs at once: R copies of a model trained as one vectorized computation."""
 import copy
 import math
 from dataclasses import dataclass
@@ -12,8 +12,14 @@ from .model_registry import make_model
 
 class Replicas(nn.Module):
     """R copies of one model trained as one: every parameter gains a leading run axis
-    (torch.func.stack_module_state) and torch.func.vmap maps the model's own forward over it.
-    Plain SGD, momentum and Adam update each entry on its own, so run r trains exactly as if alone."""
+    (torch.func.stack_module_state). Plain SGD, momentum and Adam update each entry on its own, so
+    run r trains as if alone. The forward is the model's own forward on the stacked parameters, every
+    nn.Linear of one input swapped for a StackedLinear: a x² + b x + c broadcasts over (R, 1, 1)
+    parameters by itself. torch.func.vmap, which maps the model's forward over the run axis, would do for
+    any model, but its per-call cost dwarfs a few numbers' arithmetic (2-3 times the whole epoch). The
+    first call checks the direct forward against vmap's, bit for bit; a model for which it differs keeps
+    vmap. (The gradients' sums over the samples may add in another order than a single run's: runs
+    equal single runs to float32 rounding.)"""
 
     def __init__(self, models):
         super().__init__()
@@ -22,16 +28,56 @@ class Replicas(nn.Module):
         self.stacked = nn.ParameterList(nn.Parameter(t) for t in stacked.values())
         self.model_class = type(models[0])
         self.template = [copy.deepcopy(models[0]).to("meta")]  # a shape-only model; in a list, so not a submodule
+        self.stacked_model = [stacked_model_of(models[0], dict(zip(self.names, self.stacked)))]  # not a submodule
+        self.direct = None  # whether the stacked model's forward is vmap's, bit for bit: decided on the first call
         self.criterion = SummedRunLosses()  # what fit() trains replicas on: each run's loss, summed
 
     def named_parameters(self, *args, **kwargs):
         return zip(self.names, self.stacked)
 
     def forward(self, x):
+        if self.direct is None:
+            mapped = self.mapped_forward(x)
+            try:
+                self.direct = torch.equal(self.stacked_model[0](x), mapped)
+            except (RuntimeError, ValueError):
+                self.direct = False
+            return mapped
+        return self.stacked_model[0](x) if self.direct else self.mapped_forward(x)
+
+    def mapped_forward(self, x):
         def one_run(params, x):
             return torch.func.functional_call(self.template[0], dict(zip(self.names, params)), (x,))
         runs_axis = 0 if x.dim() == 3 else None  # (R, n, 1): each run its own inputs (minibatches)
         return torch.func.vmap(one_run, in_dims=(0, runs_axis))(tuple(self.stacked), x)
+
+
+class StackedLinear(nn.Module):
+    """nn.Linear(1, k) over a leading run axis: weight (R, k, 1), bias (R, k). With one input feature the
+    matrix product in F.linear (addmm: the product rounded, then the sum) is one multiplication per entry,
+    so w x + b written elementwise gives its bits, broadcast over the runs at the cost of one run."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x):
+        return x * self.weight.transpose(1, 2) + self.bias.unsqueeze(1)
+
+
+def stacked_model_of(model, stacked):
+    """A copy of `model` whose parameters are the stacked tensors (the very ones the optimizer updates),
+    with every nn.Linear of one input swapped for a StackedLinear over them."""
+    stacked_model = copy.deepcopy(model)
+    for name, param in stacked.items():
+        owner, _, attribute = name.rpartition(".")
+        setattr(stacked_model.get_submodule(owner), attribute, param)
+    for name, module in list(stacked_model.named_modules()):
+        if name and type(module) is nn.Linear and module.in_features == 1 and module.bias is not None:
+            owner, _, attribute = name.rpartition(".")
+            setattr(stacked_model.get_submodule(owner), attribute,
+                    StackedLinear(stacked[f"{name}.weight"], stacked[f"{name}.bias"]))
+    return stacked_model
 
 
 class SummedRunLosses(nn.Module):

@@ -70,14 +70,17 @@ def test_the_sweep_equals_single_runs_with_those_lrs(model_name, optimizer):
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
-def test_the_sweep_runs_the_models_own_forward_with_vmaps_bits(model_name):
-    """No vmap for the blog's two models (the sweep's speed rests on it), and the same predictions."""
-    x, _, model = seeded(model_name)
+@pytest.mark.parametrize("per_run_inputs", [False, True])
+def test_replicas_run_the_models_own_forward_with_vmaps_bits(model_name, per_run_inputs):
+    """No vmap for the blog's two models (the speed of --runs and the sweep rests on it), the same predictions,
+    for one input shared by all runs and for each run's own (minibatches)."""
+    x, _, _ = seeded(model_name)
     models = [model_registry.make_model(model_name) for _ in range(4)]
-    broadcast = lr_sweep.BroadcastReplicas(models)
-    broadcast(x)  # the first call decides
-    assert broadcast.direct is True
-    assert torch.equal(broadcast(x), Replicas(models)(x))
+    inputs = torch.stack([x[torch.randperm(len(x))[:10]] for _ in models]) if per_run_inputs else x
+    replicas = Replicas(models)
+    replicas(inputs)  # the first call decides
+    assert replicas.direct is True
+    assert torch.equal(replicas(inputs), replicas.mapped_forward(inputs))
 
 
 def test_sweep_losses_give_each_run_its_own_gradient():
