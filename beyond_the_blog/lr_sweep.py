@@ -24,6 +24,7 @@ from .training import Monitor
 MOMENTUM = 0.9        # the beta of --optimizer momentum (training.make_optimizer)
 EDGE_PRECISION = 1.01  # the measured limit is pinned down to 1%
 WINDOW = 5             # lrs 1% apart on each side of the predicted limit, trained with the first sweep
+PILOT_FRACTION = 20    # a local prediction: a pilot of the main lrs at a twentieth of the epochs finds the bracket
 
 
 class PerRunSGD:
@@ -149,6 +150,8 @@ class Sweep:
     seconds: float
     stop_reason: str
     vectorized_runs: int = 1     # computations trained: the first sweep (with its window), then finer ones
+    pilot_epochs: int | None = None  # a local prediction: the epochs of the short pilot run first
+    window_from_pilot: bool = False  # the window lies inside the pilot's bracket, not around the prediction
 
     def metrics(self):
         return {"lrs": self.lrs, "final_loss": self.final_loss, "diverged": self.diverged,
@@ -158,7 +161,7 @@ class Sweep:
                 "fastest_plain_sgd_lr": self.fastest_lr, "diverged_definition":
                 f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
                 "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in self.refined],
-                "vectorized_runs": self.vectorized_runs, "seconds": self.seconds}
+                "vectorized_runs": self.vectorized_runs, "pilot_epochs": self.pilot_epochs, "seconds": self.seconds}
 
 
 def predicted_edge(model_name, model, inputs, y, optimizer):
@@ -174,15 +177,16 @@ def predicted_edge(model_name, model, inputs, y, optimizer):
 def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, standardize=False,
           record_interval=100, on_record=None, max_refinements=4, signals=None):
     """The whole --lr-sweep: `count` lrs from a tenth of the default lr to twice the predicted limit, and
-    in the same computation a window of lrs 1% apart around the prediction; then, if the limit is not
-    inside that window, finer sweeps inside the bracket until it is pinned down to 1%."""
+    in the same computation a window of lrs 1% apart where the limit should be (edge_window); then, if it
+    is not inside that window, finer sweeps inside the bracket until it is pinned down to 1%."""
     mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
     inputs = (x - mean) / std
     limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10
     least = least_squares(x.cpu(), y.cpu()).loss[0].item()
     main = log_spaced(low, 2 * limit, count)
-    window = [limit * EDGE_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
+    window, pilot, from_pilot = edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, least,
+                                            signals)
     together = train_sweep(train, model, inputs, y, sorted(set(main) | set(window)), optimizer, epochs, least,
                            record_interval, on_record, signals)
     first = together.subset(main)
@@ -196,10 +200,33 @@ def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, s
     if settings_of(model_name).constant_hessian:
         eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.cpu()))
         fastest = 2 / (eigenvalues[0] + eigenvalues[-1]).item()
+    seconds = together.seconds + sum(r.seconds for r in refined[1:]) + (pilot.seconds if pilot else 0.0)
     return Sweep(model_name, optimizer, standardize, epochs, first.lrs, first.final_loss.tolist(),
                  first.diverged.tolist(), first.epochs_to_1pct, limit, formula, local,
                  lo if hi is not None else None, (lo, hi), fastest, least, refined,
-                 together.seconds + sum(r.seconds for r in refined[1:]), together.stop_reason, len(refined))
+                 seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot)
+
+
+def edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, least, signals=None):
+    """(lrs 1% apart to train beside `main`, the pilot run or None, whether the pilot placed them). Around an
+    exact prediction; for a local
+    one, inside the bracket that the main lrs give after a twentieth of the epochs (for the product the
+    bracket is already that of the full run there; if not, refine() pins the limit down afterwards)."""
+    around_prediction = [limit * EDGE_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
+    if not local:
+        return around_prediction, None, False
+    pilot = train_sweep(train, model, inputs, y, main, optimizer, max(epochs // PILOT_FRACTION, 1), least,
+                        signals=signals)
+    lo, hi = bracket(pilot)
+    if lo is None or hi is None:
+        return around_prediction, pilot, False
+    return steps_between(lo, hi), pilot, True
+
+
+def steps_between(lo, hi):
+    """The lrs strictly between lo and hi, at most 1% apart (and at most 63)."""
+    intervals = math.ceil(math.log(hi / lo) / math.log(EDGE_PRECISION))
+    return log_spaced(lo, hi, min(intervals, 64) + 1)[1:-1]
 
 
 def refine(train, model, inputs, y, run, optimizer, epochs, least, record_interval, max_refinements, signals=None):
@@ -208,9 +235,8 @@ def refine(train, model, inputs, y, run, optimizer, epochs, least, record_interv
     refined = []
     while (lo is not None and hi is not None and hi / lo > EDGE_PRECISION and len(refined) < max_refinements
            and run.stop_reason != "interrupted"):
-        intervals = math.ceil(math.log(hi / lo) / math.log(EDGE_PRECISION))  # steps of at most 1% from lo to hi
-        lrs = log_spaced(lo, hi, min(intervals, 64) + 1)[1:-1]
-        run = train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least, record_interval, signals=signals)
+        run = train_sweep(train, model, inputs, y, steps_between(lo, hi), optimizer, epochs, least, record_interval,
+                          signals=signals)
         refined.append(run)
         stable, diverged = bracket(run)
         lo, hi = stable or lo, diverged or hi

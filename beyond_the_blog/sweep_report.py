@@ -2,7 +2,6 @@
 import math
 
 from .command_line import DIVERGED_FACTOR
-from .lr_sweep import WINDOW
 
 TABLE_ROWS = 16
 
@@ -13,8 +12,9 @@ def print_sweep(sweep):
     print()
     print(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
           f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
-          f"with {2 * WINDOW + 1} more 1% apart around the predicted limit ({sweep.seconds:.2f} s, "
-          f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''})")
+          f"with {window_words(sweep)} ({sweep.seconds:.2f} s, "
+          f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''}"
+          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''})")
     times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
     print(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss")
     where = ("local: from the Hessian at the start; the product's curvature changes as it trains"
@@ -32,6 +32,14 @@ def print_sweep(sweep):
         print(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks the "
               "slowest error most per epoch")
     print_sweep_table(sweep)
+
+
+def window_words(sweep):
+    """Where the first computation's extra lrs, 1% apart, were placed."""
+    count = len(sweep.refined[0].lrs)
+    if sweep.window_from_pilot:
+        return f"{count} more 1% apart inside the bracket that a pilot found"
+    return f"{count} more 1% apart around the predicted limit"
 
 
 def print_sweep_table(sweep):

@@ -96,6 +96,23 @@ def test_sweep_losses_give_each_run_its_own_gradient():
     torch.testing.assert_close(gradients[0], single, rtol=1e-6, atol=1e-9)
 
 
+def test_a_pilot_places_the_linear_window_and_changes_the_cost_not_the_answer(monkeypatch):
+    """The product's local prediction misses its limit: a pilot at a twentieth of the epochs places the window,
+    and one computation pins the limit to 1%, where the window around the prediction needs a second one."""
+    results, original = [], lr_sweep.edge_window
+    for use_pilot in (True, False):
+        if not use_pilot:  # edge_window as for an exact prediction: around it, no pilot
+            monkeypatch.setattr(lr_sweep, "edge_window", lambda *args: original(*args[:6], False, *args[7:]))
+        x, y, model = seeded("linear")
+        results.append(lr_sweep.sweep(qr.train, "linear", model, x, y, 32, epochs=3000))
+    with_pilot, without = results
+    assert with_pilot.window_from_pilot and with_pilot.pilot_epochs == 150 and with_pilot.vectorized_runs == 1
+    assert without.pilot_epochs is None and without.vectorized_runs == 2
+    lo, hi = with_pilot.edge_bracket
+    assert hi / lo <= 1.01 + 1e-12 and not 0.9 <= lo / with_pilot.predicted_edge <= 1.1  # far from the prediction
+    assert with_pilot.edge_bracket == without.edge_bracket and with_pilot.measured_edge == without.measured_edge
+
+
 def test_linear_prediction_is_local_and_said_so(tmp_path):
     result = run_script("--model", "linear", "--lr-sweep", "8", "--epochs", "400", "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
