@@ -7,9 +7,10 @@ In reading order:
     manual_gradients  every d loss / d p by hand, autograd's bits (the lesson's train_by_hand)
     minibatches     --batch-size: each epoch's batches, one seeded generator per run
     stopping        stop when done: momentum, Adam and L-BFGS end once converged
+    rescaling       the product's rescaling symmetry: L-BFGS's move back to layers of equal size
     fitting         one fit, start to end: standardize, train, report in x's units
     analysis        least squares, t quantiles, each model's diagnosis, the largest stable lr
-    replications    many runs at once, vectorized with torch.func
+    replications    many runs at once: the model's own forward on stacked parameters
     plots           the figures and the GIF
     explanations    the printed prose of each diagnosis
     report          printed tables and the metrics JSON
