@@ -209,9 +209,8 @@ def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, s
 
 def edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, least, signals=None):
     """(lrs 1% apart to train beside `main`, the pilot run or None, whether the pilot placed them). Around an
-    exact prediction; for a local
-    one, inside the bracket that the main lrs give after a twentieth of the epochs (for the product the
-    bracket is already that of the full run there; if not, refine() pins the limit down afterwards)."""
+    exact prediction; for a local one, inside the bracket that the main lrs give after a twentieth of the
+    epochs (for the product it is already the full run's bracket; if not, refine() pins the limit down)."""
     around_prediction = [limit * EDGE_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
     if not local:
         return around_prediction, None, False
