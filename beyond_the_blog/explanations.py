@@ -123,8 +123,9 @@ def balance_verdict(diagnosis, fit):
     change = diagnosis.balance_end - diagnosis.balance_start
     if fit.optimizer == "lbfgs" and fit.model_name in MODELS and settings_of(fit.model_name).rebalance is not None:
         return (f"  L-BFGS's steps are not gradient steps, and left alone it drifts to ever more unequal layers, "
-                f"where it stalls; so before each epoch it rescaled them to equal sizes (the same curve: "
-                f"beyond_the_blog/rescaling.py): the balance changed by {change:+.4g}")
+                f"where it stalls; so before each epoch, if their sizes differed by more than 1%, it rescaled "
+                f"them to equal sizes (the same curve: beyond_the_blog/rescaling.py); the end is where the last "
+                f"epoch's step went from there: the balance changed by {change:+.4g}")
     return (f"  gradient flow would conserve it, but {fit.optimizer}'s steps are not gradient steps: it changed by "
             f"{change:+.4g}, so {fit.optimizer}, not the start, picked the point of the valley the model lands on")
 

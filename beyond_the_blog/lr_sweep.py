@@ -223,7 +223,8 @@ def edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, 
 
 
 def steps_between(lo, hi):
-    """The lrs strictly between lo and hi, at most 1% apart (and at most 63)."""
+    """The lrs strictly between lo and hi, 1% apart or closer; at most 63 of them, so for a bracket wider than
+    1.01**64 (about 1.9) they are farther apart, and refine() narrows the bracket in further rounds."""
     intervals = math.ceil(math.log(hi / lo) / math.log(EDGE_PRECISION))
     return log_spaced(lo, hi, min(intervals, 64) + 1)[1:-1]
 

@@ -21,13 +21,14 @@ def print_sweep(sweep):
              if sweep.edge_is_local else "exact: the Hessian of this bowl is the same everywhere")
     print(f"  predicted limit {sweep.edge_formula} = {sweep.predicted_edge:.4g} ({where})")
     lo, hi = sweep.edge_bracket
+    provisional = " (provisional: training was interrupted)" if sweep.stop_reason == "interrupted" else ""
     if sweep.measured_edge is not None:
-        print(f"  measured limit {sweep.measured_edge:.4g}: the largest lr that did not diverge ({hi:.4g} did), "
-              f"to 1%; {sweep.measured_edge / sweep.predicted_edge:.4f} times the prediction")
+        print(f"  measured limit{provisional} {sweep.measured_edge:.4g}: the largest lr that did not diverge "
+              f"({hi:.4g} did), to 1%; {sweep.measured_edge / sweep.predicted_edge:.4f} times the prediction")
     elif lo is None:
-        print("  measured limit: none, every learning rate diverged")
+        print(f"  measured limit{provisional}: none, every learning rate diverged")
     else:
-        print(f"  measured limit: above {lo:.4g}, the largest lr swept: none diverged")
+        print(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged")
     if sweep.fastest_lr is not None:
         print(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks the "
               "slowest error most per epoch")
@@ -36,10 +37,11 @@ def print_sweep(sweep):
 
 def window_words(sweep):
     """Where the first computation's extra lrs, 1% apart, were placed."""
-    count = len(sweep.refined[0].lrs)
+    lrs = sweep.refined[0].lrs
+    apart = f"{100 * (lrs[1] / lrs[0] - 1):.2g}% apart" if len(lrs) > 1 else "one"
     if sweep.window_from_pilot:
-        return f"{count} more 1% apart inside the bracket that a pilot found"
-    return f"{count} more 1% apart around the predicted limit"
+        return f"{len(lrs)} more, {apart}, inside the bracket that a pilot found"
+    return f"{len(lrs)} more, {apart}, around the predicted limit"
 
 
 def print_sweep_table(sweep):

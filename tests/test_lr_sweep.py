@@ -1,6 +1,7 @@
 """Issue 9, item 2: --lr-sweep. The limits are checked against numpy's eigenvalues of the bowl, the
 vectorized sweep against single runs with the same learning rates."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from conftest import fit, run_script
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog import lr_sweep, model_registry
+from beyond_the_blog import lr_sweep, model_registry, sweep_report
 from beyond_the_blog.replications import Replicas, SummedRunLosses
 from beyond_the_blog.report import first_epoch_within
 
@@ -113,12 +114,24 @@ def test_a_pilot_places_the_linear_window_and_changes_the_cost_not_the_answer(mo
     assert with_pilot.edge_bracket == without.edge_bracket and with_pilot.measured_edge == without.measured_edge
 
 
+def test_an_interrupted_sweep_calls_its_limit_provisional(capsys):
+    x, y, model = seeded("params")
+    result = lr_sweep.sweep(qr.train, "params", model, x, y, 8, epochs=2000, signals=["SIGINT"])  # Ctrl-C at once
+    assert result.stop_reason == "interrupted" and result.vectorized_runs == 1
+    sweep_report.print_sweep(result)
+    assert "measured limit (provisional: training was interrupted)" in capsys.readouterr().out
+
+
 def test_linear_prediction_is_local_and_said_so(tmp_path):
     result = run_script("--model", "linear", "--lr-sweep", "8", "--epochs", "400", "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "local: from the Hessian at the start" in result.stdout
     sweep = json.loads((tmp_path / "m.json").read_text())["lr_sweep"]
     assert sweep["edge_is_local"] is True
+    window = sweep["refined"][0]["lrs"]  # 8 lrs: the pilot's bracket is too wide for 63 steps of 1%
+    said = re.search(r"with (\d+) more, ([\d.]+)% apart, inside the bracket that a pilot found", result.stdout)
+    assert said and int(said[1]) == len(window) and float(said[2]) == pytest.approx(100 * (window[1] / window[0] - 1),
+                                                                                      rel=0.05)
     assert (tmp_path / "quadratic_regression_linear_sweep.png").stat().st_size > 10_000  # the default name
 
 

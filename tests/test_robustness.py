@@ -171,7 +171,7 @@ def test_balance_line_says_what_happened_under_lbfgs(tmp_path):
     result = run_script("--model", "linear", "--optimizer", "lbfgs", "--no-plot", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(nearly) conserves" not in result.stdout and "L-BFGS's steps are not gradient steps" in result.stdout
-    assert "rescaled them to equal sizes" in result.stdout
+    assert "if their sizes differed by more than 1%, it rescaled them to equal sizes" in result.stdout
 
 
 def test_a_file_size_limit_leaves_the_old_file_whole(tmp_path):
