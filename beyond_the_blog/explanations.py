@@ -3,7 +3,7 @@
 import math
 
 from .analysis import LinearDiagnosis, ParamsDiagnosis
-from .model_registry import MODELS, settings_of
+from .fitting import rebalance_for
 
 
 def explain(diagnosis, fit, least):
@@ -121,7 +121,7 @@ def balance_verdict(diagnosis, fit):
     if fit.optimizer == "sgd":
         return "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"
     change = diagnosis.balance_end - diagnosis.balance_start
-    if fit.optimizer == "lbfgs" and fit.model_name in MODELS and settings_of(fit.model_name).rebalance is not None:
+    if rebalance_for(fit.optimizer, fit.model_name) is not None:
         return (f"  L-BFGS's steps are not gradient steps, and left alone it drifts to ever more unequal layers, "
                 f"where it stalls; so before each epoch, if their sizes differed by more than 1%, it rescaled "
                 f"them to equal sizes (the same curve: beyond_the_blog/rescaling.py); the end is where the last "

@@ -115,13 +115,17 @@ def line_search_gradients(optimizer, model_name, model, inputs, y, criterion_giv
     return by_hand(model, inputs, y)
 
 
-def valley_move(optimizer, model_name, model):
-    """L-BFGS on a model with a symmetry (its registered rebalance, rescaling.py): the move along the
-    valley of equal loss that it makes before each epoch. Gradient-based optimizers keep to the blog."""
+def rebalance_for(optimizer, model_name):
+    """The model's registered rebalance (rescaling.py) if `optimizer` makes that move before each epoch:
+    L-BFGS only; gradient-based optimizers keep to the blog. None otherwise."""
     rebalance = settings_of(model_name).rebalance if model_name in MODELS else None
-    if optimizer != "lbfgs" or rebalance is None:
-        return None
-    return lambda: rebalance(model)
+    return rebalance if optimizer == "lbfgs" else None
+
+
+def valley_move(optimizer, model_name, model):
+    """rebalance_for(...) bound to `model`: the move along the valley of equal loss, or None."""
+    rebalance = rebalance_for(optimizer, model_name)
+    return None if rebalance is None else lambda: rebalance(model)
 
 
 def train_until_overflow(loop, monitor):
