@@ -29,31 +29,20 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from blog_program import SquareRegression, blog_training  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
-from beyond_the_blog import (  # noqa: E402
-    analysis,
-    command_line,
-    fitting,
-    lr_sweep,
-    model_registry,
-    replications,
-    runner,
-    training,
-)
+from beyond_the_blog import cli, models, monitor, replicas, run, sweep, theory  # noqa: E402
+from beyond_the_blog.fit import FitConfig  # noqa: E402
+from beyond_the_blog.fit import fit as fit_with  # noqa: E402
+from reference.blog_program import SquareRegression, blog_training  # noqa: E402
 
 
 def fit(model, x, y, **options):
     """The command line's fit: beyond_the_blog's fit around the lesson's own loop."""
-    return fitting.fit(model, x, y, train=qr.train, **options)
-
-
-def replication_data(model_name, seeds):
-    return replications.replication_data(model_name, seeds, qr.make_data)
+    return fit_with(model, x, y, FitConfig(**options))
 
 
 # ----------------------------------------------------------------------------- 1. faithful path
@@ -75,8 +64,7 @@ def script_loop(x, y, epochs):
 def manual_loop(x, y, epochs):
     """--gradients manual: the lesson's train_by_hand with the model's registered gradients."""
     model = qr.ParamQuadratic()
-    result = fitting.fit(model, x, y, train=qr.train_by_hand, model_name="params", epochs=epochs,
-                         manual_gradients=model_registry.settings_of("params").manual_gradients)
+    result = fit(model, x, y, model_name="params", epochs=epochs, loop="manual")
     return result.log.seconds, [v for e, v in result.log.history if e % 100 == 0]
 
 
@@ -106,16 +94,16 @@ def bench_time_to_fit(max_epochs):
     torch.manual_seed(0)
     x, y = qr.make_data()
     after_data = torch.get_rng_state()
-    target = analysis.least_squares(x, y).coefficients[0]
+    target = theory.least_squares(x, y).coefficients[0]
     rows = []
-    for model_name in model_registry.BLOG_MODELS:
-        for optimizer in model_registry.OPTIMIZERS:
+    for model_name in models.BLOG_MODELS:
+        for optimizer in models.OPTIMIZER_NAMES:
             for standardize in (False, True):
-                epochs = model_registry.default_epochs(optimizer, model_name, standardize)
+                epochs = models.default_epochs(optimizer, model_name, standardize)
                 capped = max_epochs is not None and epochs > max_epochs
                 epochs = min(epochs, max_epochs) if capped else epochs
                 torch.set_rng_state(after_data)
-                model = model_registry.make_model(model_name)
+                model = models.MODELS[model_name].build()
                 result = fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize,
                              epochs=epochs,
                                 record_interval=1 if epochs <= 5000 else 10, target=target)
@@ -129,22 +117,17 @@ def bench_time_to_fit(max_epochs):
     return rows
 
 
-LESSON = runner.Lesson(qr.make_data, qr.train, qr.print_epoch, qr.print_parameters, qr.train_by_hand,
-                       qr.train_in_minibatches)
-
-
 def cli_default(model_name, optimizer, standardize, seed, epochs=None):
     """What `quadratic_regression.py --model M --optimizer O [--standardize] --seed S` trains, with its
     own settings and stop rule (epochs: an explicit --epochs, for --quick's cap): epochs run,
     training seconds, and whether the coefficients end within 0.01 of least squares."""
     args = ["--model", model_name, "--optimizer", optimizer, "--seed", str(seed), "--quiet", "--no-plot"]
     args += (["--standardize"] if standardize else []) + (["--epochs", str(epochs)] if epochs else [])
-    settings = command_line.parse_args(args)
+    settings = cli.parse_args(args)
     torch.manual_seed(seed)
     x, y = qr.make_data()
-    target = analysis.least_squares(x, y).coefficients[0]
-    result = runner.fit_with_progress(settings, LESSON, model_registry.make_model(model_name), model_name, x, y,
-                                      label=None)
+    target = theory.least_squares(x, y).coefficients[0]
+    result = run.fit_with_progress(settings, models.MODELS[model_name].build(), model_name, (x, y, None), label=None)
     error = (result.coefficients[0] - target).abs().max().item()
     return {"epochs_run": result.log.epochs_run, "stop_reason": result.log.stop_reason,
             "seconds": result.log.seconds, "reached": error <= 0.01, "max_coefficient_error": error}
@@ -155,7 +138,7 @@ def bench_lbfgs_default(seeds, repeats=3):
     median of `repeats` runs (a busy machine's noise is about ±30%), and the table gives the slowest seed."""
     cli_default("linear", "lbfgs", False, 0)  # the first fit in a process pays torch's one-time set-up
     rows = []
-    for model_name in model_registry.BLOG_MODELS:
+    for model_name in models.BLOG_MODELS:
         for standardize in (False, True):
             runs = [[cli_default(model_name, "lbfgs", standardize, seed) for _ in range(repeats)] for seed in seeds]
             seconds = [statistics.median(r["seconds"] for r in per_seed) for per_seed in runs]
@@ -173,15 +156,15 @@ def bench_replications(counts, epochs, model_name="linear"):
     start = time.perf_counter()  # --runs 1 is the single-run path: the baseline
     torch.manual_seed(0)
     x, y = qr.make_data()
-    fit(model_registry.make_model(model_name), x, y, model_name=model_name, epochs=epochs)
+    fit(models.MODELS[model_name].build(), x, y, model_name=model_name, epochs=epochs)
     single = time.perf_counter() - start
     rows = []
     for runs in counts:
         start = time.perf_counter()
-        x, ys, models = replication_data(model_name, range(runs))
-        result = fit(replications.Replicas(models), x, ys, model_name=model_name, epochs=epochs)
+        x, ys, initial = replicas.replication_data(model_name, range(runs))
+        result = fit(replicas.Replicas(initial), x, ys, model_name=model_name, epochs=epochs)
         seconds = time.perf_counter() - start
-        summary = replications.summarize_replications(result, x, ys, list(range(runs)))
+        summary = replicas.summarize_replications(result, x, ys, list(range(runs)))
         rows.append({"runs": runs, "seconds": seconds, "ratio_to_one_run": seconds / single,
                      "succeeded": int(summary.succeeded.sum())})
     return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
@@ -197,7 +180,7 @@ def bench_frames(epochs, rounds):
     for _ in range(rounds):
         for record in (False, True):
             torch.set_rng_state(after_data)
-            frames = training.frame_epochs(epochs) if record else ()
+            frames = tuple(monitor.frame_epochs(epochs)) if record else ()
             result = fit(qr.LinearProduct(), x, y, model_name="linear", epochs=epochs, frame_epochs=frames)
             times[record].append(result.log.seconds)
     plain, recorded = statistics.median(times[False]), statistics.median(times[True])
@@ -247,19 +230,18 @@ def bench_lr_sweep(count, epochs, rounds=3):
     """The whole --lr-sweep (first sweep and finer ones) against one plain-SGD run of the same epochs,
     alternating `rounds` times on the same data; the ratio is of the medians."""
     rows = []
-    for model_name in model_registry.BLOG_MODELS:
+    for model_name in models.BLOG_MODELS:
         torch.manual_seed(0)
         x, y = qr.make_data()
         after_data = torch.get_rng_state()
         singles, sweeps = [], []
         for _ in range(rounds):
             torch.set_rng_state(after_data)
-            singles.append(fit(model_registry.make_model(model_name), x, y, model_name=model_name,
+            singles.append(fit(models.MODELS[model_name].build(), x, y, model_name=model_name,
                                epochs=epochs).log.seconds)
             torch.set_rng_state(after_data)
             start = time.perf_counter()
-            result = lr_sweep.sweep(qr.train, model_name, model_registry.make_model(model_name), x, y, count,
-                                    epochs=epochs)
+            result = sweep.sweep(model_name, models.MODELS[model_name].build(), x, y, count, {"epochs": epochs})
             sweeps.append(time.perf_counter() - start)
         single, seconds = statistics.median(singles), statistics.median(sweeps)
         rows.append({"model": model_name, "lrs": count, "epochs": epochs, "rounds": rounds,
@@ -294,7 +276,7 @@ def markdown_time_to_fit(rows_of_all):
                     f"{'yes' if cli['reached'] else 'no'}")
         lines.append(f"| {r['model']} | {r['optimizer']} | {'yes' if r['standardize'] else 'no'} | {r['lr']:g} | "
                      f"{r['epochs_run']} | {r['seconds']:.4f} | {reached} | {cli_text} |")
-    for model_name in model_registry.BLOG_MODELS:
+    for model_name in models.BLOG_MODELS:
         rows = [r for r in rows_of_all if r["model"] == model_name]
         blog = next(r for r in rows if r["optimizer"] == "sgd" and not r["standardize"])
         best = min((r for r in rows if r["reached"]), key=lambda r: r["seconds"], default=None)

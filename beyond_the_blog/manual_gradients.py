@@ -74,7 +74,7 @@ MANUAL_GRADIENTS = {"params": params_gradients, "linear": linear_gradients}
 
 class ManualGradients:
     """The functions above, faster, for a training loop over one model and one data set; one
-    subclass per model (ParamsGradients, LinearGradients), registered with the model:
+    subclass per model (ParamsGradients, LinearGradients), named by its entry in models.py:
 
         gradients = ParamsGradients(model, x, y)
         loss = gradients()   # each epoch: every p.grad set, the bits of loss.backward()

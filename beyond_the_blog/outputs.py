@@ -1,18 +1,20 @@
-"""Writing a run's files: the figure, the GIF, the metrics and the saved model, each atomically.
+"""Writing a run's files: the figure, the GIF, the metrics and the saved model, each atomically; and the
+metrics JSON, assembled here and nowhere else.
 
 A file that cannot be written is reported in one line, naming the option and the reason; the others
 are still written, and the run's exit status says that one failed (74).
 """
+import json
+import math
 import sys
 
 import torch
 
-from .command_line import PROG
-from .output_files import atomic_path
-from .plots import can_show, plot_fits, plot_replications, write_animation
-from .report import fit_metrics, replication_metrics, write_json
-from .sweep_report import sweep_metrics
-from .why_figures import plot_landscape, plot_sweep
+from .figures import can_show, plot_fits, plot_landscape, plot_replications, plot_sweep, write_animation
+from .paths import atomic_path
+from .status import PROG
+from .sweep import DIVERGED_FACTOR
+from .theory import LinearDiagnosis, ParamsDiagnosis
 
 
 def write_each(outputs):
@@ -49,7 +51,7 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
         records = {f.model_name: fit_metrics(f, least, diagnoses.get(f.model_name), settings.seed) for f in fits}
         for f in fits:
             if f.trajectory is not None:
-                records[f.model_name]["trajectory"] = f.trajectory.metrics()
+                records[f.model_name]["trajectory"] = trajectory_metrics(f.trajectory)
         data = records if settings.model == "both" else records[settings.model]
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
@@ -110,3 +112,115 @@ def show_figure(show):
     if show:
         import matplotlib.pyplot as plt
         plt.show()
+
+
+# ----------------------------------------------------------------------------- the metrics JSON, assembled here
+def base_metrics(fit, seed):
+    log = fit.log
+    metrics = {
+        "model": fit.model_name, "optimizer": fit.optimizer, "seed": seed,
+        "lr": fit.lr, "epochs": fit.epochs, "epochs_run": log.epochs_run,
+        "standardize": fit.standardize,
+        "parameters": {k: v.cpu().tolist() for k, v in fit.parameters.items()},
+        "train_seconds": log.seconds,
+        "torch_threads": torch.get_num_threads(),
+        "stop_reason": log.stop_reason,
+        "diverged": log.stop_reason == "diverged",
+        "diverged_at_epoch": log.diverged_at,
+        "interrupted": log.stop_reason == "interrupted",
+        "gradients": fit.gradients,    # autograd, or manual: the lesson's train_by_hand
+        "batch_size": fit.batch_size,  # null: the full batch
+    }
+    if fit.standardize:
+        metrics["standardization"] = {"mean": fit.standardization.mean, "std": fit.standardization.std}
+    return metrics
+
+
+def diagnosis_metrics(diagnosis):
+    if isinstance(diagnosis, ParamsDiagnosis):
+        metrics = {"eigenvalues": diagnosis.eigenvalues.tolist(), "condition_number": diagnosis.condition_number,
+                   "max_stable_lr": diagnosis.max_stable_lr, "epochs_to_converge": diagnosis.epochs_to_converge}
+        if diagnosis.predicted is not None:
+            metrics["exact_arithmetic_coefficients"] = dict(zip("abc", diagnosis.predicted.tolist()))
+            metrics["frozen_by_float32"] = ["abc"[i] for i in diagnosis.frozen]
+        return metrics
+    if isinstance(diagnosis, LinearDiagnosis):
+        return {"eigenvalues": diagnosis.eigenvalues.tolist(), "condition_number": diagnosis.condition_number,
+                "condition_number_without_flat_direction": diagnosis.condition_without_flat,
+                "balance_start": diagnosis.balance_start, "balance_end": diagnosis.balance_end}
+    return None
+
+
+def fit_metrics(fit, least, diagnosis, seed):
+    metrics = base_metrics(fit, seed)
+    stderr = least.stderr
+    metrics.update({
+        "final_loss": fit.final_loss,
+        "coefficients": dict(zip("abc", fit.coefficients[0].tolist())),
+        "loss_history": fit.log.history,
+        "least_squares": {**dict(zip("abc", least.coefficients[0].tolist())), "loss": least.loss[0].item(),
+                          "stderr": dict(zip("abc", stderr[0].tolist())) if stderr is not None else None},
+    })
+    details = diagnosis_metrics(diagnosis)
+    if details is not None:
+        metrics["diagnosis"] = details
+    return metrics
+
+
+def replication_metrics(fit, summary, seed):
+    metrics = base_metrics(fit, seed)
+    stderr = summary.least.stderr
+    metrics["replications"] = {
+        "runs": len(summary.seeds), "seeds": summary.seeds,
+        "final_loss": fit.final_loss.tolist(),
+        "succeeded": summary.succeeded.tolist(),
+        "success_rate": summary.succeeded.double().mean().item(),
+        "failed_seeds": summary.failed_seeds,
+        "diverged_seeds": summary.diverged_seeds,
+        "diverged_at_epoch_per_run": fit.log.run_diverged_at.tolist() if fit.log.run_diverged_at is not None else None,
+        "coefficients": fit.coefficients.tolist(),
+        "coefficients_mean": dict(zip("abc", summary.coefficients_mean.tolist())),
+        "coefficients_std": dict(zip("abc", summary.coefficients_std.tolist())),
+        "least_squares_loss": summary.least.loss.tolist(),
+        "least_squares_stderr_mean": dict(zip("abc", stderr.mean(dim=0).tolist())) if stderr is not None else None,
+        "loss_history_median": [[e, v.nanmedian().item()] for e, v in fit.log.history],
+    }
+    return metrics
+
+
+def json_safe(value):
+    """inf and NaN (a diverged run) become null: JSON has no spelling for them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def write_json(path, data):
+    with open(path, "w") as f:
+        json.dump(json_safe(data), f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+def sweep_metrics(sweep, seed):
+    return {"model": sweep.model_name, "optimizer": sweep.optimizer, "seed": seed, "epochs": sweep.epochs,
+            "standardize": sweep.standardize, "least_squares_loss": sweep.least_squares_loss,
+            "stop_reason": sweep.stop_reason, "lr_sweep": lr_sweep_metrics(sweep)}
+
+
+def lr_sweep_metrics(sweep):
+    return {"lrs": sweep.lrs, "final_loss": sweep.final_loss, "diverged": sweep.diverged,
+            "epochs_to_1pct": sweep.epochs_to_1pct, "predicted_edge": sweep.predicted_edge,
+            "measured_edge": sweep.measured_edge, "edge_bracket": list(sweep.edge_bracket),
+            "edge_formula": sweep.edge_formula, "edge_is_local": sweep.edge_is_local,
+            "fastest_plain_sgd_lr": sweep.fastest_lr, "diverged_definition":
+            f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
+            "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in sweep.refined],
+            "vectorized_runs": sweep.vectorized_runs, "pilot_epochs": sweep.pilot_epochs, "seconds": sweep.seconds}
+
+
+def trajectory_metrics(trajectory):
+    return {"epochs": list(trajectory.epochs), "coefficients": trajectory.coefficients_in_x().tolist()}

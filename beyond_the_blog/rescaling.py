@@ -7,7 +7,7 @@ drifts to ever more unequal layers (seed 11: |(w1, b1)| ~ 1e5, |(w2, b2)| ~ 1e-5
 so badly conditioned that it stalls 200 times above the least-squares loss, reporting no progress.
 About one seed in twenty did. Rescaling the layers to equal sizes moves along the valley only (the
 same curve, the loss unchanged up to rounding) and restores the conditioning; L-BFGS, whose memory
-of curvature was measured in the old scaling, then starts afresh (training.LBFGSEpoch).
+of curvature was measured in the old scaling, then starts afresh (updates.LBFGSEpoch).
 """
 import torch
 

@@ -1,10 +1,14 @@
-"""Shared helpers: run the real script in a subprocess, and the blog's own code as an oracle."""
+"""Shared helpers: run the real script (in a subprocess, or its main() in this process), fit as the
+command line fits, the blog's own program (reference/blog_program.py) as an oracle, and the numpy
+oracles that several test files use."""
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import matplotlib.font_manager  # noqa: F401  builds matplotlib's font cache now, not inside a run whose stderr a test checks
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +16,7 @@ SCRIPT = ROOT / "quadratic_regression.py"
 sys.path.insert(0, str(ROOT))
 
 
+# ----------------------------------------------------------------------------- the command line
 def clean_env(**extra):
     """The environment of a user with no display: no DISPLAY, no forced matplotlib backend."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")}
@@ -26,28 +31,87 @@ def run_script(*args, cwd, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def fit(model, x, y, **options):
-    """beyond_the_blog.fitting.fit with the lesson's own training loop, as the command line runs it."""
+def metrics_of(tmp_path, capsys, *args):
+    """The command line, in this process (no start-up cost): its exit status, stdout and metrics."""
+    from beyond_the_blog import cli
+    path = tmp_path / "m.json"
+    args = [*map(str, args)]
+    status = cli.main([*args, *([] if "--plot" in args else ["--no-plot"]), "--metrics", str(path)])
+    return status, capsys.readouterr().out, json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------- data, models and fits
+def seeded_data(seed=0, **options):
+    """The lesson's data after torch.manual_seed(seed), as a run with that seed draws it."""
+    import torch
+
     import quadratic_regression as qr
-    from beyond_the_blog import fitting
-    return fitting.fit(model, x, y, train=qr.train, **options)
+    torch.manual_seed(seed)
+    return qr.make_data(**options)
 
 
-def replication_data(model_name, seeds, **options):
-    """Data and initial models for each seed, drawn with the lesson's make_data."""
-    import quadratic_regression as qr
-    from beyond_the_blog import replications
-    return replications.replication_data(model_name, seeds, qr.make_data, **options)
+def seeded_start(model_name, seed=0):
+    """x, y and the initial model of a run with `seed`: the data, then the model, as the script draws them."""
+    from beyond_the_blog.models import MODELS
+    x, y = seeded_data(seed)
+    return x, y, MODELS[model_name].build()
 
 
+def fit(model, x, y, criterion=None, signals=None, **config):
+    """beyond_the_blog.fit.fit as the command line runs it; `config` are FitConfig's fields
+    (model_name, optimizer, lr, epochs, standardize, loop, batch_size, record_interval, ...)."""
+    from beyond_the_blog.fit import FitConfig
+    from beyond_the_blog.fit import fit as fit_with
+    return fit_with(model, x, y, FitConfig(**config), signals=signals, criterion=criterion)
+
+
+def recorded_fit(model_name, seed=0, **config):
+    """A fit with the trajectory recorder hooked in, as the command line runs a single fit."""
+    from beyond_the_blog.monitor import TrajectoryRecorder
+    x, y, model = seeded_start(model_name, seed)
+    recorder = TrajectoryRecorder(model)
+    result = fit(model, x, y, model_name=model_name, on_record=recorder, **config)
+    result.trajectory = recorder.trajectory(result)
+    return result, x, y
+
+
+# ----------------------------------------------------------------------------- numpy oracles
+def polyfit(x, y):
+    """numpy's least-squares quadratic through (x, y): (a, b, c)."""
+    return np.polyfit(x.double().numpy().ravel(), y.double().numpy().ravel(), 2)
+
+
+def design(x):
+    """F = [x², x, 1] in float64 numpy, from a tensor or an array of x."""
+    x = np.asarray(x.double().numpy() if hasattr(x, "double") else x, dtype=np.float64).ravel()
+    return np.stack([x**2, x, np.ones_like(x)], axis=1)
+
+
+def bowl_eigenvalues(x):
+    """Ascending eigenvalues of the params model's constant Hessian (2/n) FᵀF on x, by numpy."""
+    features = design(x)
+    return np.linalg.eigvalsh(2 / len(features) * features.T @ features)
+
+
+def lstsq_loss(x, y):
+    """The best possible MSE of any quadratic on (x, y): an independent torch.linalg.lstsq."""
+    import torch
+    x, y = x.double(), y.double()
+    features = torch.cat([x**2, x, torch.ones_like(x)], dim=1)
+    solution = torch.linalg.lstsq(features, y).solution
+    return ((features @ solution - y) ** 2).mean().item()
+
+
+# ----------------------------------------------------------------------------- the blog's own program
 def blog_run(model_name, seed, epochs, lr=2e-5):
-    """The blog's program (blog_program.py, as the post has it) with torch.manual_seed(seed) put
-    at its top.
+    """The blog's program (reference/blog_program.py, as the post has it) with torch.manual_seed(seed)
+    put at its top.
 
     Returns the lines it prints (epoch lines and parameters) and its final parameters.
     """
     import torch
-    from blog_program import LinearSquareRegression, SquareRegression, blog_data, blog_training
+
+    from reference.blog_program import LinearSquareRegression, SquareRegression, blog_data, blog_training
 
     torch.manual_seed(seed)
     x, y = blog_data()

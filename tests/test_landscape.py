@@ -1,27 +1,16 @@
-"""Issue 9, item 1 and the float32 correction: the trajectory, the --landscape figure read back, and
-the eigen-errors against plain SGD's (1 - lr λ)^k. Oracles: numpy (polyfit, eigh) and a float64
-gradient-descent loop written in the test."""
+"""--landscape: the recorded trajectory, the figure of the loss bowl read back, and the errors along
+the bowl's eigenvectors against plain SGD's (1 - lr λ)^k until float32 stalls them. Oracles: numpy
+(polyfit, eigh) and a float64 gradient-descent loop written in the test."""
 import json
 import re
 
 import numpy as np
 import pytest
 import torch
-from conftest import fit, run_script
+from conftest import recorded_fit, run_script
 
 import quadratic_regression as qr
-from beyond_the_blog import analysis, explanations, trajectory, why_figures
-
-
-def recorded_fit(model_name, seed=0, **options):
-    """A fit with the trajectory recorder hooked in, as the command line runs a single fit."""
-    torch.manual_seed(seed)
-    x, y = qr.make_data()
-    model = qr.ParamQuadratic() if model_name == "params" else qr.LinearProduct()
-    recorder = trajectory.TrajectoryRecorder(model)
-    result = fit(model, x, y, model_name=model_name, on_record=recorder, **options)
-    result.trajectory = recorder.trajectory(result)
-    return result, x, y
+from beyond_the_blog import figures
 
 
 def bowl_oracle(inputs, y):
@@ -66,7 +55,7 @@ def test_landscape_figure_panels_and_paths_read_back(tmp_path):
     params, x, y = recorded_fit("params", epochs=3000)
     torch.manual_seed(0)
     linear, _, _ = recorded_fit("linear", epochs=3000)
-    fig = why_figures.plot_landscape([params, linear], x, y, tmp_path / "l.png")
+    fig = figures.plot_landscape([params, linear], x, y, tmp_path / "l.png")
     image = __import__("matplotlib.image", fromlist=["imread"]).imread(tmp_path / "l.png")
     assert image.shape[0] > 300 and image.shape[1] > 3 * image.shape[0] / 2
     bowl_ax, error_ax, balance_ax = [ax for ax in fig.axes if ax.get_title()]
@@ -105,7 +94,7 @@ def test_eigen_errors_follow_the_prediction_until_float32_stalls(tmp_path, stand
         if k in wanted:
             exact[k] = theta.copy()
     oracle = (np.array([exact[e] for e in result.trajectory.epochs]) - optimum) @ vectors
-    fig = why_figures.plot_landscape([result], x, y, tmp_path / "l.png")
+    fig = figures.plot_landscape([result], x, y, tmp_path / "l.png")
     lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
     measured = np.abs((result.trajectory.coefficients_trained().numpy() - optimum) @ vectors)
     stall = next((line.get_xdata()[0] for gid, line in lines.items() if gid == "stall:params"), None)
@@ -122,45 +111,3 @@ def test_eigen_errors_follow_the_prediction_until_float32_stalls(tmp_path, stand
         after = np.array(result.trajectory.epochs) >= stall
         assert np.all(measured[after] == measured[after][0])
         assert np.abs(oracle[-1]).max() < 1e-6 < measured[-1].max()  # exact arithmetic would have gone on
-
-
-def test_float32_line_prints_update_over_half_gap():
-    torch.manual_seed(0)
-    x, y = qr.make_data()
-    targets = y.double().numpy().ravel()
-    features = np.stack([x.double().numpy().ravel() ** 2, x.double().numpy().ravel(), np.ones(100)], axis=1)
-    # where the default run (seed 0, 500000 epochs) ends, from its metrics: float32 numbers
-    end32 = np.array([0.9869005680084229, -11.861327171325684, 31.86570167541504])
-    assert np.array_equal(end32.astype(np.float32).astype(np.float64), end32)
-    result, _, _ = recorded_fit("params", epochs=10)
-    diagnosis = analysis.diagnose_params(x, 2e-5, y, torch.zeros(3, dtype=torch.float64), torch.tensor(end32), 10)
-    line = next(text for text in explanations.explain_params_end(diagnosis, result, analysis.least_squares(x, y))
-                if "float32 stopped it" in text)
-    step = np.abs(2e-5 * 2 / 100 * features.T @ (features @ end32 - targets))
-    half_gap = np.spacing(np.abs(end32).astype(np.float32)).astype(np.float64) / 2
-    printed = [float(v) for v in re.search(r"update / half-gap = ([0-9., ]+),", line).group(1).split(", ")]
-    frozen = step < half_gap
-    assert len(printed) == frozen.sum() > 0
-    for shown, truth in zip(printed, (step / half_gap)[frozen]):
-        assert shown < 1 and abs(shown - truth) <= 0.5 * 10 ** -(len(str(shown)) - 2) + 1e-12
-
-
-def test_digits_below_one():
-    assert [explanations.digits_below_one(r) for r in (0.8612, 0.99991, 0.999951, 0.5)] == \
-        ["0.86", "0.9999", "0.99995", "0.5"]
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--runs", "2"], "--landscape draws the path of a single run"),
-    (["--metrics", "l.png"], "--metrics and --landscape name the same file"),
-    (["--plot", "l.png"], "--plot and --landscape name the same file"),
-])
-def test_landscape_refusals(tmp_path, args, message):
-    result = run_script("--landscape", "l.png", *args, cwd=tmp_path)
-    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
-    result = run_script("--landscape", "no/such/l.png", cwd=tmp_path)
-    assert result.returncode == 2 and "--landscape no/such/l.png: folder" in result.stderr

@@ -1,29 +1,23 @@
-"""beyond_the_blog/manual_gradients.py: the hand-written gradients against loss.backward(), bit for
-bit (one step, then whole SGD runs), and against central differences in float64, so that the
-tests do not only compare the code with itself. The lesson's loops and the command line are
-tested in tests/test_stages.py."""
+"""--gradients manual: beyond_the_blog/manual_gradients.py, the hand-written gradients, against
+loss.backward() bit for bit (one step, then whole SGD runs), and against central differences in
+float64, so that the tests do not only compare the code with itself; then the lesson's
+train_by_hand with them, through fit() and the command line, against the autograd loop."""
 import copy
 import functools
+import json
 
 import pytest
 import torch
+from conftest import fit, run_script, seeded_data, seeded_start
 from torch import nn
 
 import quadratic_regression as qr
 from beyond_the_blog.manual_gradients import FAST_MANUAL_GRADIENTS, MANUAL_GRADIENTS
-from beyond_the_blog.model_registry import MODELS as REGISTRY
+from beyond_the_blog.models import MODELS as REGISTRY
 
 LR = 2e-5
 LONG_EPOCHS = 50_000
 MODELS = {"params": qr.ParamQuadratic, "linear": qr.LinearProduct}  # the lesson's own classes
-
-
-def blog_setup(model_name, seed):
-    """The blog's data, then its model, after torch.manual_seed(seed)."""
-    torch.manual_seed(seed)
-    x = torch.linspace(-2, 12, 100).reshape(100, 1)
-    y = (x - 4) * (x - 8) + torch.randn(x.size())
-    return MODELS[model_name](), x, y
 
 
 def manual_step(kind, model_name, model, x, y):
@@ -62,7 +56,7 @@ def train(model, epochs, step=None, x=None, y=None):
 
 @functools.cache
 def autograd_run(model_name, seed, epochs):
-    model, x, y = blog_setup(model_name, seed)
+    x, y, model = seeded_start(model_name, seed)
     logged = train(model, epochs, x=x, y=y)
     return logged, [p.detach().clone() for p in model.parameters()]
 
@@ -71,7 +65,7 @@ def autograd_run(model_name, seed, epochs):
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_one_step_gradients_equal_autograd(kind, model_name, seed):
-    model, x, y = blog_setup(model_name, seed)
+    x, y, model = seeded_start(model_name, seed)
     step = manual_step(kind, model_name, model, x, y)
     for _ in range(3):  # at the blog's start, then after two large steps (the class reuses its buffers)
         loss, grads = autograd_gradients(model, x, y)
@@ -86,13 +80,13 @@ def test_one_step_gradients_equal_autograd(kind, model_name, seed):
 
 
 @pytest.mark.parametrize(("kind", "model_name", "seed", "epochs"), [  # the class is what --gradients manual runs
-    ("class", "params", 3, LONG_EPOCHS), ("class", "linear", 5, LONG_EPOCHS),  # seed 0: tests/test_stages.py
+    ("class", "params", 3, LONG_EPOCHS), ("class", "linear", 5, LONG_EPOCHS),  # seed 0: below, through the command line
     ("class", "params", 7, 5_000), ("class", "linear", 7, 5_000),
     ("function", "params", 1, 5_000), ("function", "linear", 1, 5_000),
 ])
 def test_sgd_run_is_bit_identical_to_autograd(kind, model_name, seed, epochs):
     expected_losses, expected_params = autograd_run(model_name, seed, epochs)
-    model, x, y = blog_setup(model_name, seed)
+    x, y, model = seeded_start(model_name, seed)
     losses = train(model, epochs, step=manual_step(kind, model_name, model, x, y))
     assert len(losses) == epochs // 100
     mismatches = [i for i, (a, b) in enumerate(zip(losses, expected_losses)) if a != b]
@@ -125,7 +119,7 @@ def central_differences(model, x, y, h=1e-3):
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_gradients_match_central_differences_in_float64(kind, model_name, seed):
-    model, x, y = blog_setup(model_name, seed)
+    x, y, model = seeded_start(model_name, seed)
     model, x, y = copy.deepcopy(model).double(), x.double(), y.double()
     loss = manual_step(kind, model_name, model, x, y)()
     assert loss.dtype == torch.float64
@@ -139,7 +133,7 @@ def test_gradients_match_central_differences_in_float64(kind, model_name, seed):
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 def test_a_wrong_gradient_fails_the_central_differences(model_name):
     """The float64 check has teeth: a gradient off by one part in a million does not pass it."""
-    model, x, y = blog_setup(model_name, 0)
+    x, y, model = seeded_start(model_name, 0)
     model, x, y = model.double(), x.double(), y.double()
     MANUAL_GRADIENTS[model_name](model, x, y)
     expected = central_differences(model, x, y)
@@ -150,7 +144,7 @@ def test_a_wrong_gradient_fails_the_central_differences(model_name):
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 def test_class_sets_the_gradients_again_after_zero_grad(model_name):
-    model, x, y = blog_setup(model_name, 0)
+    x, y, model = seeded_start(model_name, 0)
     step = FAST_MANUAL_GRADIENTS[model_name](model, x, y)
     step()
     model.zero_grad(set_to_none=True)
@@ -159,8 +153,46 @@ def test_class_sets_the_gradients_again_after_zero_grad(model_name):
     assert [torch.equal(a, b) for a, b in zip(manual, autograd_gradients(model, x, y)[1])] == [True] * len(manual)
 
 
-def test_the_lesson_registers_each_model_with_its_manual_gradients():
+def test_each_model_entry_builds_the_lessons_class_with_its_manual_gradients():
     assert set(MANUAL_GRADIENTS) == set(FAST_MANUAL_GRADIENTS) == {"params", "linear"}
     for name in ("params", "linear"):
-        assert REGISTRY[name].manual_gradients is FAST_MANUAL_GRADIENTS[name]
-        assert REGISTRY[name].model_class is MODELS[name]
+        x, y = seeded_data()
+        model = REGISTRY[name].build()
+        assert type(REGISTRY[name].manual_gradients(model, x, y)) is FAST_MANUAL_GRADIENTS[name]
+        assert type(model) is MODELS[name]
+
+
+# ----------------------------------------------------------------------------- the lesson's train_by_hand
+
+
+@pytest.mark.parametrize(("model_name", "epochs"), [("params", 50_000), ("linear", 20_000)])
+def test_manual_gradients_print_what_autograd_prints(tmp_path, model_name, epochs):
+    """Every epoch line, the parameters and the whole printout of the real script, bit for bit."""
+    runs = {}
+    for gradients in ("autograd", "manual"):
+        result = run_script("--model", model_name, "--epochs", epochs, "--gradients", gradients, "--no-plot",
+                            "--metrics", f"{gradients}.json", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        runs[gradients] = result.stdout, json.loads((tmp_path / f"{gradients}.json").read_text())
+    (autograd_out, autograd), (manual_out, manual) = runs["autograd"], runs["manual"]
+    assert manual_out.count("Epoch[") == epochs // 100
+    assert manual_out.replace("manual.json", "autograd.json") == autograd_out
+    assert manual["parameters"] == autograd["parameters"] and manual["loss_history"] == autograd["loss_history"]
+    assert (manual["gradients"], autograd["gradients"]) == ("manual", "autograd")
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+@pytest.mark.parametrize("optimizer,standardize,epochs", [("momentum", False, 500), ("adam", True, 500),
+                                                          ("sgd", True, 500), ("lbfgs", False, 8)])
+def test_manual_gradients_drive_every_optimizer_bit_for_bit(model_name, optimizer, standardize, epochs):
+    """momentum and Adam read p.grad; L-BFGS's line search calls gradients() itself: no autograd at all."""
+    fits = []
+    for loop in ("blog", "manual"):  # the lesson's train, then its train_by_hand with the model's gradients
+        x, y = seeded_data(2)
+        model = REGISTRY[model_name].build()
+        fits.append(fit(model, x, y, model_name=model_name, optimizer=optimizer, standardize=standardize,
+                        epochs=epochs, record_interval=1, loop=loop))
+    autograd, manual = fits
+    assert manual.gradients == "manual" and manual.log.history == autograd.log.history
+    for name, value in autograd.parameters.items():
+        assert torch.equal(manual.parameters[name], value), name

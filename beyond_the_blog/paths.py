@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 
-# What Figure.savefig writes with the Agg canvas (tests/test_output_files.py checks it against matplotlib's own list)
+# What Figure.savefig writes with the Agg canvas (tests/test_outputs.py checks it against matplotlib's own list)
 FIGURE_FORMATS = ("avif", "eps", "gif", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz",
                   "tif", "tiff", "webp")
 

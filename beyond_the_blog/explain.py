@@ -2,8 +2,9 @@
 `params`, and where the product lands on `linear`. Each explainer returns the lines to print."""
 import math
 
-from .analysis import LinearDiagnosis, ParamsDiagnosis
-from .fitting import rebalance_for
+from .fit import rebalance_for
+from .optimizers import OPTIMIZERS
+from .theory import LinearDiagnosis, ParamsDiagnosis
 
 
 def explain(diagnosis, fit, least):
@@ -22,7 +23,7 @@ def explain_params(diagnosis, fit, least):
         raw = diagnosis.raw_condition_number
         lines.append(f"  (on raw x it would be {raw:.3g}: standardizing made it "
                      f"{raw / diagnosis.condition_number:.0f} times smaller)")
-    if fit.optimizer != "sgd":
+    if not OPTIMIZERS[fit.optimizer].gradient_steps:
         epochs = math.log(1000) * diagnosis.condition_number / 2
         return lines + [
             f"  largest stable lr for plain SGD: 2/lambda_max = {diagnosis.max_stable_lr:.4g}; even just under it, "
@@ -118,7 +119,7 @@ def explain_linear(diagnosis, fit, least):
 
 def balance_verdict(diagnosis, fit):
     """What happened to the balance in this run: gradient flow conserves it, other optimizers need not."""
-    if fit.optimizer == "sgd":
+    if OPTIMIZERS[fit.optimizer].gradient_steps:
         return "  gradient descent (nearly) conserves it, and that picks the point of the valley the model lands on"
     change = diagnosis.balance_end - diagnosis.balance_start
     if rebalance_for(fit.optimizer, fit.model_name) is not None:
@@ -130,9 +131,6 @@ def balance_verdict(diagnosis, fit):
             f"{change:+.4g}, so {fit.optimizer}, not the start, picked the point of the valley the model lands on")
 
 
-STABLE_LIMIT = {"sgd": ("plain SGD", 2.0), "momentum": ("SGD with momentum 0.9", 2 * (1 + 0.9))}
-
-
 def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="training"):
     """Why a run diverged, in one line: how its loss broke, and the lr limit that applies to its
     optimizer. curvature: the largest |eigenvalue| of the loss Hessian at the start, in the space
@@ -140,19 +138,24 @@ def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="tr
     broke = "overflowed float32 (inf)" if log.diverged_loss == math.inf else "became inf/NaN"
     head = f"error: {what} diverged at epoch {log.diverged_at} (the loss {broke}) with lr {lr:g}; "
     where = "" if constant_hessian else ", at the start"
-    if optimizer in STABLE_LIMIT:
-        name, factor = STABLE_LIMIT[optimizer]
+    facts = OPTIMIZERS[optimizer]
+    if facts.stability is not None:
+        factor, formula = facts.stability
         limit = factor / curvature
-        formula = "2/lambda_max" if factor == 2 else "2(1 + beta)/lambda_max"
-        tail = f"for this data {name} is stable below lr {limit:.3g} ({formula} of the loss Hessian{where})"
+        tail = f"for this data {facts.title} is stable below lr {limit:.3g} ({formula} of the loss Hessian{where})"
         if lr <= limit:
             tail += ": the Hessian grew during training and the limit with it fell below this lr"
         return head + tail
-    if optimizer == "adam":
-        return head + ("Adam has no such limit from the Hessian: its steps are about lr in size whatever the "
-                       "gradient, so too large an lr overshoots; try a smaller --lr (the default is in --help)")
-    return head + ("L-BFGS's line search keeps the loss from rising, but a first trial step scaled by this lr "
-                   "left float32's range; try --lr 1, its default")
+    return head + WITHOUT_A_LIMIT.get(optimizer, f"{facts.title} has no lr limit to predict; try a smaller --lr")
+
+
+# Why an optimizer without a limit from the Hessian diverged, and what to try instead
+WITHOUT_A_LIMIT = {
+    "adam": ("Adam has no such limit from the Hessian: its steps are about lr in size whatever the "
+             "gradient, so too large an lr overshoots; try a smaller --lr (the default is in --help)"),
+    "lbfgs": ("L-BFGS's line search keeps the loss from rising, but a first trial step scaled by this lr "
+              "left float32's range; try --lr 1, its default"),
+}
 
 
 EXPLAINERS = {ParamsDiagnosis: explain_params, LinearDiagnosis: explain_linear}

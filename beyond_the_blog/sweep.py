@@ -14,14 +14,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .analysis import least_squares, params_hessian, stable_lr
-from .command_line import DIVERGED_FACTOR
-from .interruptions import signals_received
-from .model_registry import default_lr, settings_of
-from .replications import Replicas, SummedRunLosses
-from .training import Monitor
+import quadratic_regression as lesson
 
-MOMENTUM = 0.9        # the beta of --optimizer momentum (training.make_optimizer)
+from .fit import FitConfig
+from .interruptions import signals_received
+from .models import MODELS, Standardization, default_lr
+from .monitor import Monitor
+from .optimizers import OPTIMIZERS
+from .replicas import Replicas, SummedRunLosses
+from .theory import least_squares, params_hessian, stable_lr
+
+DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
+# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
 EDGE_PRECISION = 1.01  # the measured limit is pinned down to 1%
 WINDOW = 5             # lrs 1% apart on each side of the predicted limit, trained with the first sweep
 PILOT_FRACTION = 20    # a local prediction: a pilot of the main lrs at a twentieth of the epochs finds the bracket
@@ -90,26 +94,43 @@ class SweepRun:
                         [self.epochs_to_1pct[i] for i in index], self.epochs_run, self.stop_reason, self.seconds)
 
 
-def train_sweep(train, model, inputs, y, lrs, optimizer, epochs, least_loss, record_interval=100, on_record=None,
-                signals=None):
-    """Train len(lrs) copies of `model` (same start, same data) with one lr each, as one computation.
-    `signals`: a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); by default its own."""
-    replicas = Replicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
-    ys = y.expand(len(lrs), *y.shape).contiguous()
+@dataclass(frozen=True)
+class SweepSetup:
+    """What every vectorized run of one sweep shares: the start, the data, the optimizer, the epochs."""
+    model_name: str
+    model: nn.Module          # the start: each lr trains a copy
+    inputs: torch.Tensor      # x, or z with --standardize
+    y: torch.Tensor
+    optimizer: str            # sgd or momentum
+    epochs: int
+    least_loss: float         # the least-squares loss: "epochs to 1%" is measured against it
+    record_interval: int = 100
+    signals: list | None = None  # a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); None: its own
+
+
+def train_sweep(setup, lrs, epochs=None, on_record=None):
+    """Train len(lrs) copies of the start (same data) with one lr each, as one computation, for `epochs`
+    (default: the setup's)."""
+    inputs, epochs = setup.inputs, epochs or setup.epochs
+    replicas = Replicas([copy.deepcopy(setup.model) for _ in lrs]).to(inputs.device)
+    ys = setup.y.expand(len(lrs), *setup.y.shape).contiguous()
     criterion = SweepLosses()
     with torch.no_grad():
         start_loss = criterion.per_run(replicas(inputs), ys)[0].item()
     rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
-    opt = PerRunSGD(replicas.parameters(), rates, MOMENTUM if optimizer == "momentum" else 0.0)
-    monitor = SweepMonitor(replicas, inputs, ys, criterion, record_interval=record_interval, on_record=on_record)
+    opt = PerRunSGD(replicas.parameters(), rates, OPTIMIZERS[setup.optimizer].beta)
+    config = FitConfig(model_name=setup.model_name, optimizer=setup.optimizer, epochs=epochs,
+                       record_interval=setup.record_interval, on_record=on_record)
+    monitor = SweepMonitor(replicas, inputs, ys, criterion, config)
     began = time.perf_counter()
-    with signals_received(signals) as monitor.signals:
-        train(replicas, inputs, ys, opt, epochs, monitor=monitor, criterion=criterion)
+    with signals_received(setup.signals) as monitor.signals:
+        lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
     seconds = time.perf_counter() - began
     with torch.no_grad():
         final = criterion.per_run(replicas(inputs), ys).double().cpu()
     diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
-    reached = [next((e for e, v in monitor.log.history if v[r] <= 1.01 * least_loss), None) for r in range(len(lrs))]
+    reached = [next((e for e, v in monitor.log.history if v[r] <= 1.01 * setup.least_loss), None)
+               for r in range(len(lrs))]
     return SweepRun(list(lrs), final, start_loss, diverged, reached, monitor.log.epochs_run,
                     monitor.log.stop_reason, seconds)
 
@@ -153,51 +174,43 @@ class Sweep:
     pilot_epochs: int | None = None  # a local prediction: the epochs of the short pilot run first
     window_from_pilot: bool = False  # the window lies inside the pilot's bracket, not around the prediction
 
-    def metrics(self):
-        return {"lrs": self.lrs, "final_loss": self.final_loss, "diverged": self.diverged,
-                "epochs_to_1pct": self.epochs_to_1pct, "predicted_edge": self.predicted_edge,
-                "measured_edge": self.measured_edge, "edge_bracket": list(self.edge_bracket),
-                "edge_formula": self.edge_formula, "edge_is_local": self.edge_is_local,
-                "fastest_plain_sgd_lr": self.fastest_lr, "diverged_definition":
-                f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
-                "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in self.refined],
-                "vectorized_runs": self.vectorized_runs, "pilot_epochs": self.pilot_epochs, "seconds": self.seconds}
 
 
 def predicted_edge(model_name, model, inputs, y, optimizer):
     """(limit, formula, local): 2/λmax (times 1 + β with momentum) of the loss Hessian at the start."""
     start = {name: p.detach() for name, p in model.named_parameters()}
     plain = stable_lr(model, start, inputs, y)
-    local = not settings_of(model_name).constant_hessian
-    if optimizer == "momentum":
-        return plain * (1 + MOMENTUM), f"2(1+{MOMENTUM:g})/lambda_max", local
+    local = not MODELS[model_name].constant_hessian
+    beta = OPTIMIZERS[optimizer].beta
+    if beta:
+        return plain * (1 + beta), f"2(1+{beta:g})/lambda_max", local
     return plain, "2/lambda_max", local
 
 
-def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, standardize=False,
-          record_interval=100, on_record=None, max_refinements=4, signals=None):
+def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_refinements=4):
     """The whole --lr-sweep: `count` lrs from a tenth of the default lr to twice the predicted limit, and
     in the same computation a window of lrs 1% apart where the limit should be (edge_window); then, if it
-    is not inside that window, finer sweeps inside the bracket until it is pinned down to 1%."""
-    mean, std = (x.mean().item(), x.std().item()) if standardize else (0.0, 1.0)
-    inputs = (x - mean) / std
+    is not inside that window, finer sweeps inside the bracket until it is pinned down to 1%.
+    setup_options: optimizer, epochs, standardize, record_interval, signals."""
+    options = {"optimizer": "sgd", "epochs": 1000, "standardize": False, **setup_options}
+    standardize = options.pop("standardize")
+    inputs = Standardization.of(x)(x) if standardize else Standardization()(x)
+    optimizer, epochs = options["optimizer"], options["epochs"]
     limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10
     least = least_squares(x.cpu(), y.cpu()).loss[0].item()
+    setup = SweepSetup(model_name, model, inputs, y, least_loss=least, **options)
     main = log_spaced(low, 2 * limit, count)
-    window, pilot, from_pilot = edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, least,
-                                            signals)
-    together = train_sweep(train, model, inputs, y, sorted(set(main) | set(window)), optimizer, epochs, least,
-                           record_interval, on_record, signals)
+    window, pilot, from_pilot = edge_window(setup, main, limit, local)
+    together = train_sweep(setup, sorted(set(main) | set(window)), on_record=on_record)
     first = together.subset(main)
-    refined = [together.subset(window)] + refine(train, model, inputs, y, together, optimizer, epochs, least,
-                                                  record_interval, max_refinements, signals)
+    refined = [together.subset(window)] + refine(setup, together, max_refinements)
     lo, hi = bracket(together)
     for run in refined[1:]:
         stable, diverged = bracket(run)
         lo, hi = stable or lo, diverged or hi
     fastest = None
-    if settings_of(model_name).constant_hessian:
+    if MODELS[model_name].constant_hessian:
         eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.cpu()))
         fastest = 2 / (eigenvalues[0] + eigenvalues[-1]).item()
     seconds = together.seconds + sum(r.seconds for r in refined[1:]) + (pilot.seconds if pilot else 0.0)
@@ -207,15 +220,14 @@ def sweep(train, model_name, model, x, y, count, optimizer="sgd", epochs=1000, s
                  seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot)
 
 
-def edge_window(train, model, inputs, y, main, limit, local, optimizer, epochs, least, signals=None):
+def edge_window(setup, main, limit, local):
     """(lrs 1% apart to train beside `main`, the pilot run or None, whether the pilot placed them). Around an
     exact prediction; for a local one, inside the bracket that the main lrs give after a twentieth of the
     epochs (for the product it is already the full run's bracket; if not, refine() pins the limit down)."""
     around_prediction = [limit * EDGE_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
     if not local:
         return around_prediction, None, False
-    pilot = train_sweep(train, model, inputs, y, main, optimizer, max(epochs // PILOT_FRACTION, 1), least,
-                        signals=signals)
+    pilot = train_sweep(setup, main, epochs=max(setup.epochs // PILOT_FRACTION, 1))
     lo, hi = bracket(pilot)
     if lo is None or hi is None:
         return around_prediction, pilot, False
@@ -229,14 +241,13 @@ def steps_between(lo, hi):
     return log_spaced(lo, hi, min(intervals, 64) + 1)[1:-1]
 
 
-def refine(train, model, inputs, y, run, optimizer, epochs, least, record_interval, max_refinements, signals=None):
+def refine(setup, run, max_refinements):
     """Finer sweeps inside the bracket of `run` until its ends are 1% apart: the SweepRuns."""
     lo, hi = bracket(run)
     refined = []
     while (lo is not None and hi is not None and hi / lo > EDGE_PRECISION and len(refined) < max_refinements
            and run.stop_reason != "interrupted"):
-        run = train_sweep(train, model, inputs, y, steps_between(lo, hi), optimizer, epochs, least, record_interval,
-                          signals=signals)
+        run = train_sweep(setup, steps_between(lo, hi))
         refined.append(run)
         stable, diverged = bracket(run)
         lo, hi = stable or lo, diverged or hi

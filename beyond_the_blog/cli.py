@@ -1,4 +1,4 @@
-"""The command line: options, their checks, and the settings they resolve to, once.
+"""The command line: options, their checks, the settings they resolve to (once), and main().
 
 torch-free on purpose: `--help` and a mistyped option answer before torch loads (about 1.5 s).
 """
@@ -8,10 +8,12 @@ import os
 import re
 from dataclasses import dataclass
 
-from .model_registry import BLOG_MODELS, MODELS, OPTIMIZERS, default_epochs, default_lr, defaults_table
-from .output_files import OutputError, check_figure_format, checked_target, figure_name
+from .interruptions import end_at_once_on_signals
+from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
+from .optimizers import MOMENTUM, OPTIMIZERS
+from .paths import OutputError, check_figure_format, checked_target, figure_name
+from .status import PROG, ExitStatus, exit_statuses_help
 
-PROG = "quadratic_regression.py"
 DEFAULT_SEED = 0
 SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
 MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
@@ -24,8 +26,6 @@ lbfgs), at their default epochs, stop once converged: the loss changed by at mos
 interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
 exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
 stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
-DIVERGED_FACTOR = 1.0  # --lr-sweep: a run diverged if its final loss is above this times its starting loss
-# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
@@ -40,17 +40,14 @@ class OneLineErrorParser(argparse.ArgumentParser):
                                                    re.IGNORECASE)
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(ExitStatus.BAD_ARGUMENTS, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser():
     parser = OneLineErrorParser(
         prog=PROG,
         description="Fit y = (x-4)(x-8) + noise with PyTorch, as in HansBug's blog post, then explain the fit.",
-        epilog=defaults_table() + "\n\n" + STOPPING + "\n\nexit status: 0 done, 1 training diverged (any run), "
-                                  "2 bad arguments, 74 a file or standard output could not be written,\n"
-                                  "130 interrupted (Ctrl-C), 141 standard output closed early, "
-                                  "143 terminated (SIGTERM)",
+        epilog=defaults_table() + "\n\n" + STOPPING + "\n\n" + exit_statuses_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
@@ -60,8 +57,8 @@ def build_parser():
     add("--epochs", type=int, metavar="N",
         help="full-batch training epochs (default: per optimizer and model, see below)")
     add("--lr", type=float, help="learning rate (default: per optimizer, see below; the blog's SGD: 2e-5)")
-    add("--optimizer", choices=OPTIMIZERS, default="sgd",
-        help="sgd: the blog's plain gradient descent; momentum: heavy ball, 0.9; adam; "
+    add("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
+        help=f"sgd: the blog's plain gradient descent; momentum: heavy ball, {MOMENTUM:g}; adam; "
              "lbfgs: each epoch one L-BFGS step of up to 20 iterations (default: sgd)")
     add("--standardize", action="store_true",
         help="train on z = (x - mean) / std, report everything back in x's units")
@@ -169,8 +166,8 @@ def check_numbers(parser, args):
 def check_combinations(parser, args):
     if args.runs > 1 and args.model == "both":
         parser.error("--runs needs one model: --model params or --model linear")
-    if args.runs > 1 and args.optimizer == "lbfgs":
-        parser.error("--optimizer lbfgs cannot be vectorized over runs: its line search couples them; "
+    if args.runs > 1 and not OPTIMIZERS[args.optimizer].vectorizable:
+        parser.error(f"--optimizer {args.optimizer} cannot be vectorized over runs: its line search couples them; "
                      "use sgd, momentum or adam")
     if args.animate is not None and (args.runs > 1 or args.model == "both"):
         parser.error("--animate draws a single run of one model: drop --runs / --model both")
@@ -223,8 +220,9 @@ def check_stages(parser, args):
     """--gradients manual and --batch-size: the combinations they cannot serve, refused with the reason."""
     if args.batch_size is not None and not 1 <= args.batch_size <= args.samples:
         parser.error(f"--batch-size must be between 1 and --samples {args.samples} (got {args.batch_size})")
-    if args.batch_size is not None and args.optimizer == "lbfgs":
-        parser.error("--batch-size cannot be used with --optimizer lbfgs: its line search needs the full-data loss")
+    if args.batch_size is not None and not OPTIMIZERS[args.optimizer].minibatches:
+        parser.error(f"--batch-size cannot be used with --optimizer {args.optimizer}: "
+                     "its line search needs the full-data loss")
     if args.gradients != "manual":
         return
     if args.runs > 1:
@@ -233,10 +231,9 @@ def check_stages(parser, args):
     if args.batch_size is not None:
         parser.error("--gradients manual writes out the full-batch gradients: drop --batch-size")
     for name in BLOG_MODELS if args.model == "both" else (args.model,):
-        model = MODELS[name]
-        if model.model_class is not None and model.manual_gradients is None:  # (unbound: before registration)
+        if MODELS[name].manual_gradients is None:
             parser.error(f"--gradients manual: model {name} has no gradients written by hand "
-                         "(register it with manual_gradients=...); use --gradients autograd")
+                         "(give its Model a manual_gradients=...); use --gradients autograd")
 
 
 def check_why_options(parser, args):
@@ -247,7 +244,7 @@ def check_why_options(parser, args):
         return
     if not 2 <= args.lr_sweep <= MAX_SWEEP:
         parser.error(f"--lr-sweep needs between 2 and {MAX_SWEEP} learning rates (got {args.lr_sweep})")
-    if args.optimizer not in ("sgd", "momentum"):
+    if OPTIMIZERS[args.optimizer].stability is None:
         parser.error(f"--lr-sweep measures the stability limit of sgd or momentum; {args.optimizer} has no such "
                      "limit to predict (adam scales its steps, lbfgs searches its own)")
     if args.runs > 1 or args.model == "both":
@@ -263,7 +260,7 @@ def default_plot_path(model, runs, lr_sweep=None):
     return f"quadratic_regression_{model}{'_runs' if runs > 1 else ''}.png"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a run needs, resolved once from the command line. lr and epochs are per model
     (their defaults depend on it); plot is None when no figure is wanted."""
@@ -287,12 +284,12 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
-    threads: int | None = None  # None: OMP_NUM_THREADS if set, else 1
-    gradients: str = "autograd"    # or "manual": the lesson's train_by_hand
-    batch_size: int | None = None  # None: the full batch
-    stop_when_converged: bool = False  # momentum/adam/lbfgs at their default epochs (see STOPPING)
-    landscape: str | None = None   # --landscape PATH
-    lr_sweep: int | None = None    # --lr-sweep N
+    threads: int | None       # None: OMP_NUM_THREADS if set, else 1
+    loop: str                 # the lesson's loop (fit.LOOPS): blog, manual (--gradients manual), minibatches
+    batch_size: int | None    # None: the full batch
+    stop_when_converged: bool  # momentum/adam/lbfgs at their default epochs (see STOPPING)
+    landscape: str | None     # --landscape PATH
+    lr_sweep: int | None      # --lr-sweep N
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -304,19 +301,22 @@ class Settings:
 
 
 def resolve(args):
+    """The Settings for checked arguments: every default filled in, once."""
     models = BLOG_MODELS if args.model == "both" else (args.model,)
-    lr = {m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models}
-    epochs = {m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models}
     plot = (None if args.no_plot else figure_name(args.plot) if args.plot
             else default_plot_path(args.model, args.runs, args.lr_sweep))
-    stop_when_converged = (args.epochs is None and args.optimizer != "sgd"
-                           and all(MODELS[m].stop_when_converged for m in models))
-    return Settings(args.model, models, args.optimizer, lr, epochs, args.standardize, args.tol, args.runs,
-                    args.seed, args.samples, args.noise, tuple(args.x_range), args.log_interval, plot,
-                    args.animate, args.metrics, args.save_model, args.device, args.quiet, args.no_show,
-                    threads=args.threads, gradients=args.gradients, batch_size=args.batch_size,
-                    stop_when_converged=stop_when_converged, landscape=args.landscape and figure_name(args.landscape),
-                    lr_sweep=args.lr_sweep)
+    loop = "manual" if args.gradients == "manual" else "minibatches" if args.batch_size is not None else "blog"
+    return Settings(
+        model=args.model, models=models, optimizer=args.optimizer,
+        lr={m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models},
+        epochs={m: args.epochs or default_epochs(args.optimizer, m, args.standardize) for m in models},
+        standardize=args.standardize, tol=args.tol, runs=args.runs, seed=args.seed, samples=args.samples,
+        noise=args.noise, x_range=tuple(args.x_range), log_interval=args.log_interval, plot=plot,
+        animate=args.animate, metrics=args.metrics, save_model=args.save_model, device=args.device,
+        quiet=args.quiet, no_show=args.no_show, threads=args.threads, loop=loop, batch_size=args.batch_size,
+        stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early
+                             and all(MODELS[m].stop_when_converged for m in models)),
+        landscape=args.landscape and figure_name(args.landscape), lr_sweep=args.lr_sweep)
 
 
 def parse_args(argv=None):
@@ -328,3 +328,17 @@ def parse_args(argv=None):
     check_stages(parser, args)
     check_outputs(parser, args)
     return resolve(args)
+
+
+def main(argv=None) -> int:
+    """The program: the arguments parsed and checked once, then the run (beyond_the_blog/run.py), which
+    loads torch and the lesson. Returns the exit status. Called without argv it reads the real command
+    line and, until training starts, a Ctrl-C or SIGTERM ends it at once and quietly: nothing is computed yet."""
+    if argv is None:
+        end_at_once_on_signals()
+    try:
+        settings = parse_args(argv)
+    except SystemExit as exit:  # --help, or a mistake already reported in one line
+        return exit.code
+    from .run import run  # torch loads here (about 1.5 s): only once the arguments are known to be good
+    return run(settings)

@@ -1,11 +1,12 @@
-"""What a run prints after training and what it writes: the fitted function, the least-squares
-table, the side-by-side comparison, the replications table, and the metrics JSON."""
-import json
+"""Everything a run prints besides the blog's own lines and the explanations (explain.py): the fitted
+function, the least-squares table, the side-by-side comparison, the replications and the lr sweep."""
 import math
+import sys
 
 import torch
 
-from .analysis import TRUE_COEFFICIENTS, LinearDiagnosis, ParamsDiagnosis
+from .sweep import DIVERGED_FACTOR
+from .theory import TRUE_COEFFICIENTS
 
 
 def fixed(value, decimals=4, sign=""):
@@ -43,7 +44,43 @@ def print_fitted(fit):
     print(f"fitted: y = {format_quadratic(fit.coefficients[0])}")
     print(f"true:   y = {format_quadratic(TRUE_COEFFICIENTS, digits=None)}")
     if fit.standardize:
-        print(f"(trained on z = (x - {fit.mean:.4f}) / {fit.std:.4f}; the parameters above are rewritten for x)")
+        scale = fit.standardization
+        print(f"(trained on z = (x - {scale.mean:.4f}) / {scale.std:.4f}; the parameters above are rewritten for x)")
+
+
+def print_model_heading(name):
+    """--model both: the heading before each model's lines."""
+    print(f"== model {name} ==")
+
+
+def print_stop(fit, tol, record_interval):
+    """Why training ended, when it was not at the last epoch."""
+    log = fit.log
+    if log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted after {log.epochs_run} epochs: the parameters above are where training stopped")
+    if log.stop_reason == "converged" and log.epochs_run < fit.epochs:
+        print(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged (the loss no longer changed, "
+              "see --help)")
+    if log.stop_reason == "tol":
+        print(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
+              f"(relative) over the last {record_interval} epochs")
+
+
+def print_interrupted(message):
+    """On stderr: training was interrupted, and what the printed results are."""
+    print(message, file=sys.stderr)
+
+
+def print_explanation(lines):
+    """A diagnosis's explanation (explain.py), after a blank line."""
+    if lines:
+        print()
+        print("\n".join(lines))
+
+
+def print_full_batch_companion(fit, companion, batch_size):
+    print(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
+          f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
 
 
 def print_least_squares(fit, least):
@@ -145,92 +182,58 @@ def statistic(value):
     return fixed(value) if math.isfinite(float(value)) else "n/a"
 
 
-# ----------------------------------------------------------------------------- metrics
-def base_metrics(fit, seed):
-    log = fit.log
-    metrics = {
-        "model": fit.model_name, "optimizer": fit.optimizer, "seed": seed,
-        "lr": fit.lr, "epochs": fit.epochs, "epochs_run": log.epochs_run,
-        "standardize": fit.standardize,
-        "parameters": {k: v.cpu().tolist() for k, v in fit.parameters.items()},
-        "train_seconds": log.seconds,
-        "torch_threads": torch.get_num_threads(),
-        "stop_reason": log.stop_reason,
-        "diverged": log.stop_reason == "diverged",
-        "diverged_at_epoch": log.diverged_at,
-        "interrupted": log.stop_reason == "interrupted",
-        "gradients": fit.gradients,    # autograd, or manual: the lesson's train_by_hand
-        "batch_size": fit.batch_size,  # null: the full batch
-    }
-    if fit.standardize:
-        metrics["standardization"] = {"mean": fit.mean, "std": fit.std}
-    return metrics
+# ----------------------------------------------------------------------------- --lr-sweep
+TABLE_ROWS = 16
 
 
-def diagnosis_metrics(diagnosis):
-    if isinstance(diagnosis, ParamsDiagnosis):
-        metrics = {"eigenvalues": diagnosis.eigenvalues.tolist(), "condition_number": diagnosis.condition_number,
-                   "max_stable_lr": diagnosis.max_stable_lr, "epochs_to_converge": diagnosis.epochs_to_converge}
-        if diagnosis.predicted is not None:
-            metrics["exact_arithmetic_coefficients"] = dict(zip("abc", diagnosis.predicted.tolist()))
-            metrics["frozen_by_float32"] = ["abc"[i] for i in diagnosis.frozen]
-        return metrics
-    if isinstance(diagnosis, LinearDiagnosis):
-        return {"eigenvalues": diagnosis.eigenvalues.tolist(), "condition_number": diagnosis.condition_number,
-                "condition_number_without_flat_direction": diagnosis.condition_without_flat,
-                "balance_start": diagnosis.balance_start, "balance_end": diagnosis.balance_end}
-    return None
+def print_sweep(sweep):
+    space = "z = (x - mean)/std" if sweep.standardize else "x"
+    lrs = sweep.lrs
+    print()
+    print(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
+          f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
+          f"with {window_words(sweep)} ({sweep.seconds:.2f} s, "
+          f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''}"
+          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''})")
+    times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
+    print(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss")
+    where = ("local: from the Hessian at the start; the product's curvature changes as it trains"
+             if sweep.edge_is_local else "exact: the Hessian of this bowl is the same everywhere")
+    print(f"  predicted limit {sweep.edge_formula} = {sweep.predicted_edge:.4g} ({where})")
+    lo, hi = sweep.edge_bracket
+    provisional = " (provisional: training was interrupted)" if sweep.stop_reason == "interrupted" else ""
+    if sweep.measured_edge is not None:
+        print(f"  measured limit{provisional} {sweep.measured_edge:.4g}: the largest lr that did not diverge "
+              f"({hi:.4g} did), to 1%; {sweep.measured_edge / sweep.predicted_edge:.4f} times the prediction")
+    elif lo is None:
+        print(f"  measured limit{provisional}: none, every learning rate diverged")
+    else:
+        print(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged")
+    if sweep.fastest_lr is not None:
+        print(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks the "
+              "slowest error most per epoch")
+    print_sweep_table(sweep)
 
 
-def fit_metrics(fit, least, diagnosis, seed):
-    metrics = base_metrics(fit, seed)
-    stderr = least.stderr
-    metrics.update({
-        "final_loss": fit.final_loss,
-        "coefficients": dict(zip("abc", fit.coefficients[0].tolist())),
-        "loss_history": fit.log.history,
-        "least_squares": {**dict(zip("abc", least.coefficients[0].tolist())), "loss": least.loss[0].item(),
-                          "stderr": dict(zip("abc", stderr[0].tolist())) if stderr is not None else None},
-    })
-    details = diagnosis_metrics(diagnosis)
-    if details is not None:
-        metrics["diagnosis"] = details
-    return metrics
+def window_words(sweep):
+    """Where the first computation's extra lrs, 1% apart, were placed."""
+    lrs = sweep.refined[0].lrs
+    apart = f"{100 * (lrs[1] / lrs[0] - 1):.2g}% apart" if len(lrs) > 1 else "one"
+    if sweep.window_from_pilot:
+        return f"{len(lrs)} more, {apart}, inside the bracket that a pilot found"
+    return f"{len(lrs)} more, {apart}, around the predicted limit"
 
 
-def replication_metrics(fit, summary, seed):
-    metrics = base_metrics(fit, seed)
-    stderr = summary.least.stderr
-    metrics["replications"] = {
-        "runs": len(summary.seeds), "seeds": summary.seeds,
-        "final_loss": fit.final_loss.tolist(),
-        "succeeded": summary.succeeded.tolist(),
-        "success_rate": summary.succeeded.double().mean().item(),
-        "failed_seeds": summary.failed_seeds,
-        "diverged_seeds": summary.diverged_seeds,
-        "diverged_at_epoch_per_run": fit.log.run_diverged_at.tolist() if fit.log.run_diverged_at is not None else None,
-        "coefficients": fit.coefficients.tolist(),
-        "coefficients_mean": dict(zip("abc", summary.coefficients_mean.tolist())),
-        "coefficients_std": dict(zip("abc", summary.coefficients_std.tolist())),
-        "least_squares_loss": summary.least.loss.tolist(),
-        "least_squares_stderr_mean": dict(zip("abc", stderr.mean(dim=0).tolist())) if stderr is not None else None,
-        "loss_history_median": [[e, v.nanmedian().item()] for e, v in fit.log.history],
-    }
-    return metrics
-
-
-def json_safe(value):
-    """inf and NaN (a diverged run) become null: JSON has no spelling for them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value
-
-
-def write_json(path, data):
-    with open(path, "w") as f:
-        json.dump(json_safe(data), f, indent=2, allow_nan=False)
-        f.write("\n")
+def print_sweep_table(sweep):
+    count = len(sweep.lrs)
+    rows = sorted({round(i * (count - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)}) if count > TABLE_ROWS \
+        else range(count)
+    print(f"  {'lr':>11s}{'final loss':>14s}{'diverged':>10s}   epochs to 1% above the least-squares loss "
+          f"{sweep.least_squares_loss:.6f}")
+    for i in rows:
+        reached = sweep.epochs_to_1pct[i]
+        final = f"{sweep.final_loss[i]:.6g}" if math.isfinite(sweep.final_loss[i]) else "inf/NaN"
+        print(f"  {sweep.lrs[i]:11.4g}{final:>14s}{'yes' if sweep.diverged[i] else 'no':>10s}   "
+              f"{reached if reached is not None else 'never'}")
+    if count > TABLE_ROWS:
+        print(f"  ({len(rows)} of {count} rows; --metrics has them all)")

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .analysis import LeastSquares, least_squares
-from .model_registry import make_model
+import quadratic_regression as lesson
+
+from .models import MODELS
+from .theory import LeastSquares, least_squares
 
 
 class Replicas(nn.Module):
@@ -26,7 +28,6 @@ class Replicas(nn.Module):
         stacked, _ = torch.func.stack_module_state(models)
         self.names = list(stacked)
         self.stacked = nn.ParameterList(nn.Parameter(t) for t in stacked.values())
-        self.model_class = type(models[0])
         self.template = [copy.deepcopy(models[0]).to("meta")]  # a shape-only model; in a list, so not a submodule
         self.stacked_model = [stacked_model_of(models[0], dict(zip(self.names, self.stacked)))]  # not a submodule
         self.direct = None  # whether the stacked model's forward is vmap's, bit for bit: decided on the first call
@@ -92,15 +93,14 @@ class SummedRunLosses(nn.Module):
         return ((out - target) ** 2).mean(dim=(1, 2))
 
 
-def replication_data(model_name, seeds, make_data, samples=100, noise=1.0, x_range=(-2.0, 12.0)):
-    """Data and initial models for each seed, each drawn exactly as a single run with that seed
-    (make_data is the lesson's)."""
+def replication_data(model_name, seeds, samples=100, noise=1.0, x_range=(-2.0, 12.0)):
+    """Data and initial models for each seed, each drawn exactly as a single run with that seed."""
     ys, models = [], []
     for seed in seeds:
         torch.manual_seed(seed)
-        x, y = make_data(samples, noise, x_range)
+        x, y = lesson.make_data(samples, noise, x_range)
         ys.append(y)
-        models.append(make_model(model_name))
+        models.append(MODELS[model_name].build())
     return x, torch.stack(ys), models
 
 

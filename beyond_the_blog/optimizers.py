@@ -1,0 +1,65 @@
+"""The optimizers --optimizer knows, one entry each: how to build it and what the rest needs to know of it.
+
+torch-free, so that the command line can check what an optimizer can be combined with before torch loads;
+each factory imports torch when it is called.
+"""
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .models import OPTIMIZER_NAMES
+
+MOMENTUM = 0.9  # the beta of --optimizer momentum: torch.optim.SGD(momentum=0.9)
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """One optimizer's facts. stability: plain gradient descent on a bowl diverges above 2/lambda_max,
+    heavy-ball momentum above 2(1 + beta)/lambda_max; None where no such limit applies."""
+    build: Callable          # build(params, lr, loss_of_model, gradients, rebalance) -> an optimizer
+    title: str               # how the printed text names it
+    vectorizable: bool       # --runs: every parameter entry updated on its own, so runs stay independent
+    minibatches: bool        # --batch-size: it can take a step on part of the data
+    stops_early: bool = True  # at its default epochs it stops once converged (monitor.convergence_rule)
+    stability: tuple | None = None  # (factor, formula): stable below factor/lambda_max
+    beta: float = 0.0               # momentum's beta (0: none)
+    gradient_steps: bool = False    # its steps are (plain) gradient steps: it conserves the product's balance
+    line_search: bool = False       # it evaluates the loss itself: gradients by hand make that cheaper
+    rebalances: bool = False        # before each epoch it moves the product along its valley (rescaling.py)
+
+
+def plain_sgd(params, lr, **_):
+    from .updates import PlainSGD
+    return PlainSGD(params, lr)
+
+
+def momentum_sgd(params, lr, **_):
+    import torch
+    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM)
+
+
+def adam(params, lr, **_):
+    import torch
+    return torch.optim.Adam(params, lr=lr)
+
+
+def lbfgs(params, lr, loss_of_model=None, gradients=None, rebalance=None):
+    from .updates import LBFGSEpoch
+    return LBFGSEpoch(params, lr, loss_of_model, gradients, rebalance)
+
+
+OPTIMIZERS = {
+    "sgd": Optimizer(plain_sgd, "plain SGD", vectorizable=True, minibatches=True, stops_early=False,
+                     stability=(2.0, "2/lambda_max"), gradient_steps=True),
+    "momentum": Optimizer(momentum_sgd, f"SGD with momentum {MOMENTUM:g}", vectorizable=True, minibatches=True,
+                          stability=(2 * (1 + MOMENTUM), "2(1 + beta)/lambda_max"), beta=MOMENTUM),
+    "adam": Optimizer(adam, "Adam", vectorizable=True, minibatches=True),
+    "lbfgs": Optimizer(lbfgs, "L-BFGS", vectorizable=False, minibatches=False, line_search=True, rebalances=True),
+}
+assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
+
+
+def make_optimizer(name, params, lr, loss_of_model=None, gradients=None, rebalance=None):
+    """loss_of_model() recomputes the loss: L-BFGS needs it for its line search; gradients(), if
+    given, does it and sets every p.grad by hand, and L-BFGS uses it instead; rebalance(), if given,
+    moves L-BFGS along the model's valley of equal loss before each epoch (see updates.LBFGSEpoch)."""
+    return OPTIMIZERS[name].build(params, lr, loss_of_model=loss_of_model, gradients=gradients, rebalance=rebalance)

@@ -1,0 +1,255 @@
+"""The command line's runs, start to end: one model, both, many replications, or an lr sweep; then
+the printed analysis, the figure, the GIF, the metrics and the saved model.
+
+It uses the lesson (quadratic_regression.py) as nanoGPT's train.py uses model.py: its data, its
+models (through models.py), its loops (through fit.py) and its printing.
+"""
+import os
+import sys
+from dataclasses import replace
+
+import torch
+
+import quadratic_regression as lesson
+
+from .explain import explain, explain_divergence
+from .fit import FitConfig, fit
+from .interruptions import RecordedSignals, guarded_stdout
+from .models import MODELS
+from .monitor import Progress, TrajectoryRecorder, chain, convergence_rule, frame_epochs
+from .outputs import write_replication_outputs, write_single_outputs, write_sweep_outputs
+from .replicas import Replicas, replication_data, summarize_replications
+from .status import ExitStatus, error_line, refuse
+from .sweep import sweep
+from .text import (
+    print_comparison,
+    print_explanation,
+    print_fitted,
+    print_full_batch_companion,
+    print_interrupted,
+    print_least_squares,
+    print_model_heading,
+    print_replications,
+    print_stop,
+    print_sweep,
+)
+from .theory import design_condition, largest_curvature, least_squares
+
+MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
+
+
+def run(settings) -> int:
+    """Train and report as `settings` say; returns the exit status."""
+    device = resolve_device(settings.device)
+    if device is None:
+        return refuse(f"--device {settings.device}: not available on this machine")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_to_use(settings))
+    try:
+        with guarded_stdout() as stdout, RecordedSignals() as signals:
+            if settings.lr_sweep is not None:
+                status = run_lr_sweep(settings, device, signals)
+            elif settings.runs > 1:
+                status = run_replications(settings, device, signals)
+            else:
+                status = run_single(settings, device, signals)
+    except KeyboardInterrupt:  # only where signals keep their usual meaning (not the main thread)
+        print("interrupted", file=sys.stderr)
+        return ExitStatus.INTERRUPTED
+    finally:
+        torch.set_num_threads(threads)
+    if stdout.exit_status == ExitStatus.IO_ERROR:
+        error_line(f"could not write to standard output ({stdout.error.strerror}); the files were still written")
+    return signals.exit_status or status or stdout.exit_status or ExitStatus.SUCCESS
+
+
+def threads_to_use(settings):
+    """One torch thread unless told otherwise: a step here works on a few hundred numbers (a thousand
+    runs: a few hundred thousand), too few to share out, and a second thread waits on a busy core."""
+    if settings.threads is not None:
+        return settings.threads
+    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
+
+
+def resolve_device(name):
+    """The torch device, or None if this machine does not have it."""
+    if name == "cuda" and not torch.cuda.is_available():
+        return None
+    if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return None
+    return torch.device(name)
+
+
+def data_problem(settings, x, y):
+    """Why this data cannot be fitted in floating point, or None."""
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        return "the data is not finite in float32"
+    condition = design_condition(x)
+    if condition > MAX_DESIGN_CONDITION:
+        lo, hi = settings.x_range
+        return (f"--x-range {lo:g} {hi:g}: on these {x.numel()} float32 points x^2, x and 1 are too nearly "
+                f"dependent to fit a quadratic (condition number {condition:.2g} of [x^2, x, 1], at most "
+                f"{MAX_DESIGN_CONDITION:.0e}): use a wider range, or one nearer 0")
+    return None
+
+
+def fit_with_progress(settings, model, name, data, label, record=None):
+    """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal).
+    data: (x, y, signals). record: "path" keeps the path of the parameters (the Fit's trajectory),
+    "frames" also the prediction at the GIF's epochs; with `seeds`, each run's minibatch order."""
+    x, y, signals, seeds = (*data, None)[:4]
+    epochs = settings.epochs[name]
+    record_interval, log_interval = settings.intervals(epochs)
+    progress = Progress(epochs, log_interval, settings.quiet, label=label)
+    recorder = TrajectoryRecorder(model) if record else None
+    config = FitConfig(model_name=name, optimizer=settings.optimizer, lr=settings.lr[name], epochs=epochs,
+                       standardize=settings.standardize, loop=settings.loop, batch_size=settings.batch_size,
+                       shuffle_seeds=tuple(seeds or [settings.seed]), record_interval=record_interval,
+                       on_record=chain(progress, recorder), tol=settings.tol,
+                       frame_epochs=tuple(frame_epochs(epochs)) if record == "frames" else (),
+                       converged=convergence_rule(settings.optimizer, record_interval)
+                       if settings.stop_when_converged else None)
+    try:
+        result = fit(model, x, y, config, signals=signals)
+    finally:
+        progress.close()
+    if recorder is not None:
+        result.trajectory = recorder.trajectory(result)
+    return result
+
+
+def exit_status(log):
+    """DIVERGED for a diverged run (or any diverged replication), INTERRUPTED for an interrupted one."""
+    if log.run_diverged_at is not None and bool((log.run_diverged_at > 0).any()):
+        return ExitStatus.DIVERGED
+    return {"diverged": ExitStatus.DIVERGED, "interrupted": ExitStatus.INTERRUPTED}.get(log.stop_reason,
+                                                                                        ExitStatus.SUCCESS)
+
+
+def written(failed_writes):
+    return ExitStatus.IO_ERROR if failed_writes else ExitStatus.SUCCESS
+
+
+def run_single(settings, device, signals):
+    torch.manual_seed(settings.seed)
+    x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
+    after_data = torch.get_rng_state()
+    least = least_squares(x, y)
+    fits, diagnoses = [], {}
+    for name in settings.models:
+        if len(settings.models) > 1:
+            print_model_heading(name)
+        torch.set_rng_state(after_data)  # with --model both, each model starts as in its own run
+        f = fit_with_progress(settings, MODELS[name].build().to(device), name,
+                              (x.to(device), y.to(device), signals.received), label=name,
+                              record="frames" if settings.animate is not None else "path")
+        fits.append(f)
+        lesson.print_parameters(f.model)
+        if f.log.stop_reason == "diverged":
+            print(divergence_message(f, x, y), file=sys.stderr)
+            break
+        diagnoses[name] = report_fit(settings, f, x, y, least)
+        if f.log.stop_reason == "interrupted":
+            break
+    if len(fits) == 2:
+        print_comparison(fits, least)
+    full_batch = full_batch_fits(settings, fits, (x, y, after_data), device, signals)
+    failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch)
+    return exit_status(fits[-1].log) or written(failed_writes)
+
+
+def full_batch_fits(settings, fits, data, device, signals):
+    """--batch-size with a figure: the same settings on the full batch, from the same initial
+    parameters, whose loss curve the figure draws beside the minibatch one. It costs one step per
+    epoch, against the minibatch run's n/B, so at most half the run just made. data: (x, y, rng state)."""
+    x, y, after_data = data
+    finished = all(f.log.stop_reason in ("epochs", "converged", "tol") for f in fits)
+    if settings.batch_size is None or settings.batch_size >= settings.samples or not settings.plot or not finished:
+        return []
+    full_batch_settings = replace(settings, loop="blog", batch_size=None, quiet=True)
+    companions = []
+    for f in fits:
+        torch.set_rng_state(after_data)
+        companion = fit_with_progress(full_batch_settings, MODELS[f.model_name].build().to(device), f.model_name,
+                                      (x.to(device), y.to(device), signals.received),
+                                      label=f"{f.model_name} full batch")
+        print_full_batch_companion(f, companion, settings.batch_size)
+        companions.append(companion)
+    return companions
+
+
+def divergence_message(f, x, y):
+    curvature = largest_curvature(f.model, f.initial, f.standardization(x), y)
+    return explain_divergence(f.optimizer, f.lr, f.log, curvature, MODELS[f.model_name].constant_hessian)
+
+
+def report_fit(settings, f, x, y, least):
+    """Everything printed after a finished (or interrupted) fit; returns the model's diagnosis."""
+    print_fitted(f)
+    print_stop(f, settings.tol, settings.intervals(f.epochs)[0])
+    print_least_squares(f, least)
+    diagnose = MODELS[f.model_name].diagnose
+    diagnosis = diagnose(f, x, y) if diagnose is not None else None
+    print_explanation(explain(diagnosis, f, least))
+    return diagnosis
+
+
+def run_replications(settings, device, signals):
+    seeds = list(range(settings.seed, settings.seed + settings.runs))
+    x, ys, models = replication_data(settings.model, seeds, settings.samples, settings.noise, settings.x_range)
+    problem = data_problem(settings, x, ys)
+    if problem:
+        return refuse(problem)
+    result = fit_with_progress(settings, Replicas(models).to(device), settings.model,
+                               (x.to(device), ys.to(device), signals.received, seeds), label=f"{settings.runs} runs")
+    summary = summarize_replications(result, x, ys, seeds)
+    print_replications(result, summary)
+    if result.log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted after {result.log.epochs_run} epochs: "
+                          "the summary above is where training stopped")
+    if result.log.run_diverged_at is not None:
+        print(replica_divergence_message(result, summary, x, ys, models), file=sys.stderr)
+    failed_writes = write_replication_outputs(settings, result, x, ys, summary)
+    return exit_status(result.log) or written(failed_writes)
+
+
+def replica_divergence_message(result, summary, x, ys, models):
+    """Which runs diverged, when the first did, and the stable lr of their optimizer at their start
+    (the strictest of the first five)."""
+    diverged_at = result.log.run_diverged_at
+    bad = [r for r in range(len(summary.seeds)) if diverged_at[r] > 0]
+    inputs = result.standardization(x)
+    curvatures = [largest_curvature(models[r], {k: v[r] for k, v in result.initial.items()}, inputs, ys[r])
+                  for r in bad[:5]]
+    seeds = ", ".join(str(summary.seeds[r]) for r in bad[:20]) + (" ..." if len(bad) > 20 else "")
+    return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
+                              MODELS[result.model_name].constant_hessian,
+                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first")
+
+
+def run_lr_sweep(settings, device, signals):
+    """--lr-sweep N: N learning rates from the same start on the same data, one vectorized run."""
+    name = settings.model
+    torch.manual_seed(settings.seed)
+    x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
+    model = MODELS[name].build().to(device)
+    epochs = settings.epochs[name]
+    record_interval, log_interval = settings.intervals(epochs)
+    progress = Progress(epochs, log_interval, settings.quiet, label=f"{settings.lr_sweep} lrs")
+    try:
+        result = sweep(name, model, x.to(device), y.to(device), settings.lr_sweep,
+                       {"optimizer": settings.optimizer, "epochs": epochs, "standardize": settings.standardize,
+                        "record_interval": record_interval, "signals": signals.received}, on_record=progress)
+    finally:
+        progress.close()
+    print_sweep(result)
+    if result.stop_reason == "interrupted":
+        print_interrupted("interrupted: the sweep above is where training stopped")
+    failed_writes = write_sweep_outputs(settings, result)
+    return ExitStatus.INTERRUPTED if result.stop_reason == "interrupted" else written(failed_writes)

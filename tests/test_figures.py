@@ -1,0 +1,54 @@
+"""The figures read back: the fit beside its loss curve, a loss panel with nothing finite to draw,
+and the GIF of training with the frames it promises. (The --landscape, --lr-sweep and minibatch
+figures are read back in test_landscape.py, test_sweep.py and test_minibatches.py.)"""
+import re
+
+from conftest import fit, run_script, seeded_data
+
+import quadratic_regression as qr
+from beyond_the_blog import figures, monitor, theory
+
+
+def test_figure_has_fit_and_loss_panels(tmp_path):
+    x, y = seeded_data()
+    model = qr.ParamQuadratic()
+    result = fit(model, x, y, model_name="params", epochs=2000)
+    fig = figures.plot_fits([result], x, y, theory.least_squares(x, y), path=str(tmp_path / "fit.png"), show=False)
+    left, right = fig.axes
+    labels = [line.get_label() for line in left.get_lines()]
+    assert labels == ["Original Data", "Fitting Line", "True: (x-4)(x-8)", "Least squares"]
+    assert left.get_lines()[3].get_linestyle() == "--"
+    assert right.get_xscale() == "log" and right.get_yscale() == "log"
+    epochs = right.get_lines()[0].get_xdata()
+    assert list(epochs) == [e for e, _ in result.log.history]
+    assert "final loss" in left.get_title() and "params" in left.get_title()
+
+
+def test_a_loss_panel_without_a_finite_loss_draws():
+    from matplotlib.figure import Figure
+
+    from beyond_the_blog.figures import draw_losses
+    ax = Figure().subplots()
+    draw_losses(ax, [("params", [(1, float("inf"))], "tab:blue")], 1.0)
+    assert ax.get_yscale() == "linear" and "no finite loss" in ax.texts[0].get_text()
+
+
+def test_animation_has_the_promised_frames(tmp_path):
+    result = run_script("--model", "linear", "--epochs", "5000", "--animate", "fit.gif", "--no-plot", "-q",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    promised = int(re.search(r"animation written to fit.gif \((\d+) frames\)", result.stdout)[1])
+    assert 60 <= promised <= 120
+    from PIL import Image
+    with Image.open(tmp_path / "fit.gif") as gif:
+        assert gif.n_frames == promised
+
+
+def test_frames_are_recorded_only_when_asked():
+    x, y = seeded_data()
+    plain = fit(qr.LinearProduct(), x, y, model_name="linear", epochs=500)
+    assert plain.log.frames == []
+    epochs = monitor.frame_epochs(500)
+    assert len(epochs) == len(set(epochs)) == 90 and epochs[0] == 1 and epochs[-1] == 500
+    recorded = fit(qr.LinearProduct(), x, y, model_name="linear", epochs=500, frame_epochs=epochs)
+    assert [e for e, _ in recorded.log.frames] == epochs

@@ -1,0 +1,103 @@
+"""--runs R: many runs trained as one vectorized computation, each equal to its single run; the
+model's own forward on the stacked parameters (vmap's bits, without vmap); which runs succeeded,
+which diverged, and the statistics that can and cannot be computed."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from conftest import fit, run_script, seeded_start
+
+import quadratic_regression as qr
+from beyond_the_blog.models import MODELS
+from beyond_the_blog.replicas import Replicas, replication_data, summarize_replications
+
+REPLICATION_CASES = [("params", "sgd", False, 3000), ("linear", "sgd", False, 3000),
+                     ("linear", "adam", False, 1000), ("params", "momentum", True, 300), ("linear", "sgd", True, 500)]
+
+
+@pytest.mark.parametrize("model_name,optimizer,standardize,epochs", REPLICATION_CASES)
+def test_replication_equals_its_single_run(model_name, optimizer, standardize, epochs):
+    seed, runs = 5, 4
+    x, ys, models = replication_data(model_name, range(seed, seed + runs))
+    replicas = Replicas(models)
+    assert all(p.shape[0] == runs for p in replicas.parameters())  # one tensor per parameter, a leading run axis
+    together = fit(replicas, x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs)
+    for r in range(runs):
+        torch.manual_seed(seed + r)
+        x1, y1 = qr.make_data()
+        alone = fit(MODELS[model_name].build(), x1, y1, model_name=model_name, optimizer=optimizer,
+                    standardize=standardize, epochs=epochs)
+        assert together.final_loss[r].item() == pytest.approx(alone.final_loss, rel=1e-5)
+        for name, value in alone.parameters.items():
+            torch.testing.assert_close(together.parameters[name][r], value, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+@pytest.mark.parametrize("per_run_inputs", [False, True])
+def test_replicas_run_the_models_own_forward_with_vmaps_bits(model_name, per_run_inputs):
+    """No vmap for the blog's two models (the speed of --runs and the sweep rests on it), the same predictions,
+    for one input shared by all runs and for each run's own (minibatches)."""
+    x, _, _ = seeded_start(model_name)
+    models = [MODELS[model_name].build() for _ in range(4)]
+    inputs = torch.stack([x[torch.randperm(len(x))[:10]] for _ in models]) if per_run_inputs else x
+    replicas = Replicas(models)
+    replicas(inputs)  # the first call decides
+    assert replicas.direct is True
+    assert torch.equal(replicas(inputs), replicas.mapped_forward(inputs))
+
+
+def test_success_count_sees_a_stuck_run():
+    """All four parameters at 0 is a stationary point of the product model: that run must fail."""
+    seeds = list(range(20, 26))
+    x, ys, models = replication_data("linear", seeds)
+    with torch.no_grad():
+        for p in models[2].parameters():
+            p.zero_()
+    result = fit(Replicas(models), x, ys, model_name="linear", standardize=True)
+    summary = summarize_replications(result, x, ys, seeds)
+    assert summary.succeeded.tolist() == [True, True, False, True, True, True]
+    assert summary.failed_seeds == [22]
+    assert result.coefficients[2].abs().max().item() == 0.0  # it never moved
+
+
+def test_runs_on_the_command_line(tmp_path):
+    result = run_script("--model", "params", "--runs", "8", "--seed", "3", "--standardize", "--metrics", "m.json",
+                        "--plot", "runs.png", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "8 runs (seeds 3-10)" in result.stdout and "8 of 8 succeeded" in result.stdout
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    rep = metrics["replications"]
+    assert rep["seeds"] == list(range(3, 11)) and rep["succeeded"] == [True] * 8 and rep["success_rate"] == 1.0
+    for key in ("final_loss", "coefficients_mean", "coefficients_std"):
+        assert key in rep
+    coefficients = np.array(rep["coefficients"])
+    np.testing.assert_allclose([rep["coefficients_mean"][k] for k in "abc"], coefficients.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose([rep["coefficients_std"][k] for k in "abc"], coefficients.std(axis=0, ddof=1), rtol=1e-9)
+    mean_line = re.search(r"^\s+c\s+32\s+([-\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", result.stdout, re.M)
+    assert float(mean_line[1]) == pytest.approx(rep["coefficients_mean"]["c"], abs=1e-4)
+    import matplotlib.image
+    assert matplotlib.image.imread(tmp_path / "runs.png").shape[1] >= 1000
+
+
+def test_replications_name_the_runs_that_diverged(tmp_path):
+    result = run_script("--model", "linear", "--runs", "10", "--lr", "1.1e-3", "--epochs", "2000", "-q",
+                        "--metrics", "m.json", "--plot", "r.png", cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    rep = json.loads((tmp_path / "m.json").read_text(), parse_constant=pytest.fail)["replications"]
+    diverged = rep["diverged_seeds"]
+    assert 0 < len(diverged) < 10
+    assert f"{len(diverged)} of them diverged" in result.stdout
+    assert f"{len(diverged)} of 10 runs diverged (seeds {', '.join(map(str, diverged))})" in result.stderr
+    kept = np.array([c for seed, c in zip(rep["seeds"], rep["coefficients"]) if seed not in diverged])
+    np.testing.assert_allclose([rep["coefficients_mean"][k] for k in "abc"], kept.mean(axis=0), rtol=1e-9)
+    assert not re.search(r"(?<!/)\bnan\b", result.stdout.lower())  # no NaN printed as a number
+    assert all(rep["diverged_at_epoch_per_run"][s] > 0 for s in diverged)
+
+
+def test_too_few_runs_for_a_statistic_say_why(tmp_path):
+    result = run_script("--samples", "3", "--runs", "3", "--epochs", "100", "--no-plot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not re.search(r"\bnan\b", result.stdout.lower())
+    assert "n/a: a standard error needs more than 3 points" in result.stdout
