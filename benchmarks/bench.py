@@ -47,7 +47,7 @@ def fit(model, x, y, **options):
 
 # ----------------------------------------------------------------------------- 1. faithful path
 def blog_loop(x, y, epochs):
-    """The blog's program (tests/blog_program.py, verbatim); returns (seconds, the losses it logs)."""
+    """The blog's program (reference/blog_program.py, verbatim); returns (seconds, the losses it logs)."""
     model = SquareRegression()
     start = time.perf_counter()
     _, logged = blog_training(model, x, y, epochs)
