@@ -93,11 +93,11 @@ def data_problem(settings, x, y):
     return None
 
 
-def fit_with_progress(settings, model, name, data, label, record=None):
+def fit_with_progress(settings, model, name, data, label, record=None, seeds=None):
     """fit() with the command line's settings, printing the epoch lines (and a bar on a terminal).
     data: (x, y, signals). record: "path" keeps the path of the parameters (the Fit's trajectory),
-    "frames" also the prediction at the GIF's epochs; with `seeds`, each run's minibatch order."""
-    x, y, signals, seeds = (*data, None)[:4]
+    "frames" also the prediction at the GIF's epochs. seeds: each run's minibatch order (replicas)."""
+    x, y, signals = data
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)
     progress = Progress(epochs, log_interval, settings.quiet, label=label)
@@ -204,7 +204,8 @@ def run_replications(settings, device, signals):
     if problem:
         return refuse(problem)
     result = fit_with_progress(settings, Replicas(models).to(device), settings.model,
-                               (x.to(device), ys.to(device), signals.received, seeds), label=f"{settings.runs} runs")
+                               (x.to(device), ys.to(device), signals.received), label=f"{settings.runs} runs",
+                               seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":

@@ -194,7 +194,7 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
     setup_options: optimizer, epochs, standardize, record_interval, signals."""
     options = {"optimizer": "sgd", "epochs": 1000, "standardize": False, **setup_options}
     standardize = options.pop("standardize")
-    inputs = Standardization.of(x)(x) if standardize else Standardization()(x)
+    inputs = (Standardization.of(x) if standardize else Standardization())(x)
     optimizer, epochs = options["optimizer"], options["epochs"]
     limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10

@@ -32,15 +32,19 @@ BAD_INPUTS = [
 ]
 
 
-@pytest.mark.parametrize("args,mentions", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_one_line_error(args, mentions, tmp_path):
-    result = run_script(*args, cwd=tmp_path, timeout=60)
-    assert result.returncode == 2
+def assert_refused_in_one_line(result, mentions, folder):
+    """Exit 2, nothing on stdout, one error line on stderr that names `mentions`, nothing written."""
+    assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("quadratic_regression.py: error:") and mentions in lines[0]
-    assert not list(tmp_path.iterdir())  # nothing written
+    assert not list(folder.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("args,mentions", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_one_line_error(args, mentions, tmp_path):
+    assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
 
 
 # Values that pass argparse but cannot run sensibly: refused with a reason, before any training.
@@ -72,12 +76,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("args,mentions", REFUSED, ids=[" ".join(a)[:40] for a, _ in REFUSED])
 def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path):
-    result = run_script(*args, cwd=tmp_path, timeout=60)
-    assert result.returncode == 2, result.stderr
-    assert result.stdout == ""
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("quadratic_regression.py: error:") and mentions in lines[0]
-    assert not list(tmp_path.iterdir())
+    assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
 
 
 @pytest.mark.parametrize(("args", "reason"), [
