@@ -1,0 +1,162 @@
+"""Regenerate every block of program output, every figure and every quoted number in the docs.
+
+    python docs/generate.py           # everything: the slow runs, the figures, the benchmark (about 20 minutes)
+    python docs/generate.py --check   # the fast blocks only, compared with what the files hold (CI runs this)
+
+README.md and docs/*.md carry cog blocks (https://nedbatchelder.com/code/cog): a line
+`<!-- [[[cog shell("python quadratic_regression.py --model linear") ]]] -->`, the output, then
+`<!-- [[[end]]] -->`. The helpers below are what those lines call. A block marked slow=True (the
+500000-epoch run, the figures, the benchmark) is rerun by the full regeneration only; `--check`
+keeps its text as it is and reruns the rest.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+FAST_ONLY = "DOCS_FAST_ONLY"  # set by --check: slow blocks keep their previous text
+
+_cache = {}
+
+
+def _cog():
+    import cog  # the module cog provides to the code it runs
+
+    return cog
+
+
+def _run(command, slow):
+    """Run a shell command the way a reader would; fast ones in a scratch folder, so nothing lands in the repo."""
+    if command in _cache:
+        return _cache[command]
+    scratch = None
+    if slow:
+        cwd = ROOT
+    else:
+        scratch = tempfile.mkdtemp()
+        for name in ("quadratic_regression.py", "benchmarks", "reference"):
+            os.symlink(ROOT / name, Path(scratch) / name)
+        cwd = scratch
+    env = dict(os.environ, COLUMNS="100", PYTHONIOENCODING="utf-8", MPLBACKEND="Agg")
+    env.pop(FAST_ONLY, None)
+    try:
+        result = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch)
+    _cache[command] = result
+    return result
+
+
+def _keep_previous(slow):
+    if slow and os.environ.get(FAST_ONLY):
+        _cog().out(_cog().previous)
+        return True
+    return False
+
+
+def shell(command, *, slow=False, head=None, tail=None, grep=None, epochs=None, stderr=False, status=None):
+    """A fenced block: `$ command` and what it printed. head/tail keep the first/last lines with "..." between;
+    grep keeps the lines holding one of its strings; epochs=(first, last) keeps that many of the blog's
+    `Epoch[...]` lines; status is the exit status the command must end with."""
+    if _keep_previous(slow):
+        return
+    result = _run(command, slow)
+    expected = 0 if status is None else status
+    if result.returncode != expected:
+        raise SystemExit(f"{command!r} exited {result.returncode}, not {expected}:\n{result.stderr[-2000:]}")
+    text = result.stderr if stderr else result.stdout
+    lines = text.rstrip("\n").splitlines()
+    if grep is not None:
+        lines = [line for line in lines if any(g in line for g in grep)]
+    if epochs is not None:
+        lines = elide_epoch_lines(lines, *epochs)
+    if head is not None or tail is not None:
+        first, last = head or 0, tail or 0
+        if first + last < len(lines):
+            lines = lines[:first] + ["..."] + (lines[len(lines) - last:] if last else [])
+    shown = f"$ {command}" + (f"   # exit status {result.returncode}" if status else "")
+    _cog().out("```text\n" + shown + "\n" + "\n".join(lines) + "\n```\n")
+
+
+def elide_epoch_lines(lines, first, last):
+    where = [i for i, line in enumerate(lines) if line.startswith("Epoch[")]
+    if len(where) <= first + last:
+        return lines
+    cut = set(where[first:len(where) - last])
+    kept = [line for i, line in enumerate(lines) if i not in cut]
+    kept.insert(where[first], "...")
+    return kept
+
+
+def figure(command, path, alt):
+    """Run the command that draws `path` (always slow: figures are regenerated in full only), then link it."""
+    if _keep_previous(True):
+        return
+    result = _run(command, slow=True)
+    if result.returncode not in (0, 1):  # 1: a run that diverged on purpose still draws its figure
+        raise SystemExit(f"{command!r} exited {result.returncode}:\n{result.stderr[-2000:]}")
+    _cog().out(f"`{command}`\n\n![{alt}]({path})\n")
+
+
+def metrics(arguments, *, slow=False):
+    """The metrics JSON of `python quadratic_regression.py ARGUMENTS`, for numbers quoted in prose and tables."""
+    key = ("metrics", arguments)
+    if key not in _cache:
+        with tempfile.TemporaryDirectory() as folder:
+            target = Path(folder) / "m.json"
+            result = _run(f"python quadratic_regression.py {arguments} -q --no-plot --metrics {target}", slow)
+            if result.returncode not in (0, 1):
+                raise SystemExit(f"{arguments!r} exited {result.returncode}:\n{result.stderr[-2000:]}")
+            _cache[key] = json.loads(target.read_text())
+    return _cache[key]
+
+
+def text(build, *, slow=False):
+    """Prose or a table built from the program's numbers: build() returns the markdown."""
+    if _keep_previous(slow):
+        return
+    _cog().out(build().rstrip("\n") + "\n")
+
+
+def bowl_table():
+    """The bowl on x and on z: eigenvalues, condition number, stable lr and the epochs a 1000-fold reduction takes."""
+    rows = ["| inputs | eigenvalues of H | condition number | largest stable lr | epochs for 1000× at the default lr |",
+            "|---|---|---:|---:|---:|"]
+    for label, options in (("x (the blog's)", ""), ("z (`--standardize`)", " --standardize")):
+        run = metrics(f"--model params --epochs 1{options}")
+        d = run["diagnosis"]
+        eigenvalues = ", ".join(f"{v:.4g}" for v in sorted(d["eigenvalues"], reverse=True))
+        rows.append(f"| {label} | {eigenvalues} | {d['condition_number']:.3g} | {d['max_stable_lr']:.2g} "
+                    f"| {d['epochs_to_converge']:.0f} (lr {run['lr']:g}) |")
+    return "\n".join(rows)
+
+
+def metrics_keys(arguments):
+    """The top-level keys of a run's metrics, each with the type of its value."""
+    run = metrics(arguments)
+    kinds = {dict: "object", list: "list", str: "text", bool: "true/false", int: "number", float: "number",
+             type(None): "null"}
+    return "\n".join(f"* `{key}`: {kinds[type(value)]}" for key, value in run.items())
+
+
+def main(argv=None):
+    check = "--check" in (argv if argv is not None else sys.argv[1:])
+    env = dict(os.environ)
+    if check:
+        env[FAST_ONLY] = "1"
+    else:
+        subprocess.run([sys.executable, "benchmarks/bench.py", "--markdown", "docs/speed-tables.md"],
+                       cwd=ROOT, check=True)
+    command = [sys.executable, "-m", "cogapp", "-I", str(ROOT / "docs"), "-p", "from generate import *"]
+    command += ["--check", "--check-fail-msg", "run: python docs/generate.py"] if check else ["-r"]
+    return subprocess.run(command + FILES, cwd=ROOT, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
