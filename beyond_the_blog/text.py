@@ -2,6 +2,7 @@
 function, the least-squares table, the side-by-side comparison, the replications and the lr sweep."""
 import math
 import sys
+import textwrap
 
 import torch
 
@@ -71,11 +72,21 @@ def print_interrupted(message):
     print(message, file=sys.stderr)
 
 
+WIDTH = 100  # a terminal's width: prose wraps on words here; tables and the blog's lines keep theirs
+
+
+def wrapped(line):
+    """A line of prose wrapped on words at WIDTH; its continuation lines indented two more spaces."""
+    indent = line[:len(line) - len(line.lstrip())]
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent + "  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
 def print_explanation(lines):
-    """A diagnosis's explanation (explain.py), after a blank line."""
+    """A diagnosis's explanation (explain.py), after a blank line, wrapped for a terminal."""
     if lines:
         print()
-        print("\n".join(lines))
+        print("\n".join(wrapped(line) for line in lines))
 
 
 def print_full_batch_companion(fit, companion, batch_size):

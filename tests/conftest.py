@@ -31,6 +31,11 @@ def run_script(*args, cwd, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def prose(text):
+    """Printed text with its line wrapping undone: every run of whitespace as one space."""
+    return " ".join(text.split())
+
+
 def metrics_of(tmp_path, capsys, *args):
     """The command line, in this process (no start-up cost): its exit status, stdout and metrics."""
     from beyond_the_blog import cli

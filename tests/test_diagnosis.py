@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, design, fit, recorded_fit, run_script, seeded_data
+from conftest import bowl_eigenvalues, design, fit, prose, recorded_fit, run_script, seeded_data
 
 import quadratic_regression as qr
 from beyond_the_blog import explain, theory
@@ -127,8 +127,9 @@ def test_linear_diagnosis(tmp_path):
 def test_balance_line_says_what_happened_under_lbfgs(tmp_path):
     result = run_script("--model", "linear", "--optimizer", "lbfgs", "--no-plot", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "(nearly) conserves" not in result.stdout and "L-BFGS's steps are not gradient steps" in result.stdout
-    assert "if their sizes differed by more than 1%, it rescaled them to equal sizes" in result.stdout
+    said = prose(result.stdout)
+    assert "(nearly) conserves" not in said and "L-BFGS's steps are not gradient steps" in said
+    assert "if their sizes differed by more than 1%, it rescaled them to equal sizes" in said
 
 
 def test_divergence_stops_at_once_and_names_a_stable_lr(tmp_path):
