@@ -24,8 +24,10 @@ TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
 lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
 interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
-exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
-stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
+exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
+least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
+--epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:
+epochs, converged, stalled, tol, diverged or interrupted."""
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 

@@ -25,7 +25,7 @@ class TrainLog:
     epochs_run: int = 0
     history: list = field(default_factory=list)  # (epoch, loss): a float, or a tensor of one loss per run
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
-    stop_reason: str = "epochs"                  # epochs | tol | target | converged | diverged | interrupted
+    stop_reason: str = "epochs"  # epochs | tol | target | converged | stalled | diverged | interrupted
     diverged_at: int | None = None               # the first epoch with an inf/NaN loss (of any run)
     diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN
     run_diverged_at: object = None               # replicated runs: (R,) first inf/NaN epoch per run, 0 for none

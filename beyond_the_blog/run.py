@@ -33,7 +33,7 @@ from .text import (
     print_stop,
     print_sweep,
 )
-from .theory import design_condition, largest_curvature, least_squares
+from .theory import design_condition, judge_stop, largest_curvature, least_squares
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 
@@ -147,9 +147,12 @@ def run_single(settings, device, signals):
                               (x.to(device), y.to(device), signals.received), label=name,
                               record="frames" if settings.animate is not None else "path")
         fits.append(f)
+        judge_stop(f.log, f.coefficients, least)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
             print(divergence_message(f, x, y), file=sys.stderr)
+            if name != settings.models[-1]:
+                print(f"{settings.models[-1]} was not trained: {name} diverged", file=sys.stderr)
             break
         diagnoses[name] = report_fit(settings, f, x, y, least)
         if f.log.stop_reason == "interrupted":
@@ -166,7 +169,7 @@ def full_batch_fits(settings, fits, data, device, signals):
     parameters, whose loss curve the figure draws beside the minibatch one. It costs one step per
     epoch, against the minibatch run's n/B, so at most half the run just made. data: (x, y, rng state)."""
     x, y, after_data = data
-    finished = all(f.log.stop_reason in ("epochs", "converged", "tol") for f in fits)
+    finished = all(f.log.stop_reason in ("epochs", "converged", "stalled", "tol") for f in fits)
     if settings.batch_size is None or settings.batch_size >= settings.samples or not settings.plot or not finished:
         return []
     full_batch_settings = replace(settings, loop="blog", batch_size=None, quiet=True)
@@ -189,7 +192,7 @@ def divergence_message(f, x, y):
 def report_fit(settings, f, x, y, least):
     """Everything printed after a finished (or interrupted) fit; returns the model's diagnosis."""
     print_fitted(f)
-    print_stop(f, settings.tol, settings.intervals(f.epochs)[0])
+    print_stop(f, settings.tol, settings.intervals(f.epochs)[0], least)
     print_least_squares(f, least)
     diagnose = MODELS[f.model_name].diagnose
     diagnosis = diagnose(f, x, y) if diagnose is not None else None
@@ -207,6 +210,7 @@ def run_replications(settings, device, signals):
                                (x.to(device), ys.to(device), signals.received), label=f"{settings.runs} runs",
                                seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
+    judge_stop(result.log, result.coefficients, summary.least)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":
         print_interrupted(f"interrupted after {result.log.epochs_run} epochs: "

@@ -4,10 +4,9 @@ import math
 import sys
 import textwrap
 
-import torch
-
+from .replicas import SMALLEST_EXCESS
 from .sweep import DIVERGED_FACTOR
-from .theory import TRUE_COEFFICIENTS
+from .theory import CONVERGED_ATOL, TRUE_COEFFICIENTS, distance_from_least_squares
 
 
 def fixed(value, decimals=4, sign=""):
@@ -54,17 +53,32 @@ def print_model_heading(name):
     print(f"== model {name} ==")
 
 
-def print_stop(fit, tol, record_interval):
+def print_stop(fit, tol, record_interval, least):
     """Why training ended, when it was not at the last epoch."""
     log = fit.log
     if log.stop_reason == "interrupted":
         print_interrupted(f"interrupted after {log.epochs_run} epochs: the parameters above are where training stopped")
     if log.stop_reason == "converged" and log.epochs_run < fit.epochs:
-        print(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged (the loss no longer changed, "
-              "see --help)")
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged: the loss no longer changed "
+                      f"(see --help) and a, b, c are within {CONVERGED_ATOL:g} of the least-squares fit"))
+    if log.stop_reason == "stalled":
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: stalled, not converged: the loss no "
+                      f"longer changed (see --help) at {fit.final_loss:.6g}, {stall_gap(fit.final_loss, least)}, "
+                      f"and a, b or c is {distance_from_least_squares(fit.coefficients, least)[0]:.3g} from "
+                      "the least-squares fit"))
     if log.stop_reason == "tol":
         print(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
               f"(relative) over the last {record_interval} epochs")
+
+
+def stall_gap(final, least):
+    """Where a stalled loss sits against the least-squares loss: a ratio, or float32's verdict."""
+    floor = least.loss[0].item()
+    if final <= floor * (1 + 1e-6) + 1e-9 * least.scale:
+        return "the least-squares loss to float32's precision, though the coefficients are not"
+    if floor > 1e-9 * least.scale:
+        return f"{final / floor:.4g} times the least-squares loss {floor:.6g}"
+    return f"{final - floor:.3g} above the least-squares loss, which is 0 here (an exact fit)"
 
 
 def print_interrupted(message):
@@ -173,15 +187,16 @@ def print_replications(fit, summary):
               f"{cell(statistic(summary.mean_stderr[i]), 20)}")
     for reason in summary.missing_statistics:
         print(f"  n/a: {reason}")
-    comparable = torch.isfinite(summary.coefficients_std).all() and torch.isfinite(summary.mean_stderr).all()
-    if not comparable:
-        return
-    if bool((summary.coefficients_std <= 1.5 * summary.mean_stderr).all()):
-        print("  the spread across runs matches the least-squares standard error: "
-              "it is the noise in the data, not the training")
-    else:
-        print("  the spread across runs is wider than the least-squares standard error: "
-              "the training, not the data, adds it" + (" (the failed runs)" if failed else ""))
+    verdict, hi, succeeded = summary.spread_verdict, summary.spread_bound, int(summary.succeeded.sum())
+    within = f"{succeeded} runs' standard deviation is within {hi:.2f} times the standard error 95% of the time"
+    lines = {"training": f"the spread of the {succeeded} succeeded runs is wider than the least-squares standard "
+                         f"error allows ({within}): the training adds to it",
+             "noise": f"the spread of the {succeeded} succeeded runs matches the least-squares standard error "
+                      f"({within}): it is the noise in the data, not the training",
+             "too few": f"too few runs to tell whether the training adds to the spread: {within}, so even a "
+                        f"spread {SMALLEST_EXCESS:g} times wider could pass for noise"}
+    if verdict is not None:
+        print(wrapped("  " + lines[verdict]))
 
 
 def seed_list(seeds, most=20):
