@@ -4,14 +4,14 @@ torch-free on purpose: `--help` and a mistyped option answer before torch loads 
 """
 import argparse
 import math
-import os
 import re
 from dataclasses import dataclass
 
-from .interruptions import end_at_once_on_signals
+from .environment import available_cores, matplotlib_problem, threads_from_environment
+from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
 from .optimizers import MOMENTUM, OPTIMIZERS
-from .paths import OutputError, check_figure_format, checked_target, figure_name
+from .paths import OutputError, check_targets, figure_name
 from .status import PROG, ExitStatus, exit_statuses_help
 
 DEFAULT_SEED = 0
@@ -115,26 +115,18 @@ def add_beyond_options(add):
 
 def check_outputs(parser, args):
     """Fail now, not after a minute of training, if an output cannot be written where asked."""
-    def figure(path):
-        return path if not path or os.path.isdir(path) else figure_name(path)
-
-    outputs = {"--plot": figure(args.plot), "--animate": args.animate, "--metrics": args.metrics,
-               "--save-model": args.save_model, "--landscape": figure(args.landscape)}
+    outputs = {"--plot": args.plot, "--animate": args.animate, "--metrics": args.metrics,
+               "--save-model": args.save_model, "--landscape": args.landscape}
     if args.plot is None and not args.no_plot:
         outputs["--plot"] = default_plot_path(args.model, args.runs, args.lr_sweep)
-    targets = {}
     try:
-        for option, path in outputs.items():
-            if path is None:
-                continue
-            target = checked_target(option, path)
-            if option in ("--plot", "--landscape"):
-                check_figure_format(option, path)
-            if target in targets:
-                raise OutputError(f"{targets[target]} and {option} name the same file, {path}")
-            targets[target] = option
+        check_targets(outputs)
     except OutputError as error:
         parser.error(str(error))
+    if any(outputs[option] for option in ("--plot", "--animate", "--landscape")):
+        problem = matplotlib_problem()
+        if problem:
+            parser.error(problem)
 
 
 def check_numbers(parser, args):
@@ -161,8 +153,9 @@ def check_numbers(parser, args):
     if args.epochs is not None and args.epochs > MAX_EPOCHS:
         parser.error(f"--epochs above {MAX_EPOCHS:.0e} would take years (got a number of {len(str(args.epochs))} "
                      "digits)")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be at least 1 (got {args.threads})")
+    cores = available_cores()
+    if args.threads is not None and not 1 <= args.threads <= cores:
+        parser.error(f"--threads must be from 1 to {cores}, this machine's cores (got {args.threads})")
 
 
 def check_combinations(parser, args):
@@ -286,7 +279,7 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
-    threads: int | None       # None: OMP_NUM_THREADS if set, else 1
+    threads: int              # --threads, else OMP_NUM_THREADS if usable, else 1
     loop: str                 # the lesson's loop (fit.LOOPS): blog, manual (--gradients manual), minibatches
     batch_size: int | None    # None: the full batch
     stop_when_converged: bool  # momentum/adam/lbfgs at their default epochs (see STOPPING)
@@ -315,7 +308,8 @@ def resolve(args):
         standardize=args.standardize, tol=args.tol, runs=args.runs, seed=args.seed, samples=args.samples,
         noise=args.noise, x_range=tuple(args.x_range), log_interval=args.log_interval, plot=plot,
         animate=args.animate, metrics=args.metrics, save_model=args.save_model, device=args.device,
-        quiet=args.quiet, no_show=args.no_show, threads=args.threads, loop=loop, batch_size=args.batch_size,
+        quiet=args.quiet, no_show=args.no_show, threads=args.threads or threads_from_environment(), loop=loop,
+        batch_size=args.batch_size,
         stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early
                              and all(MODELS[m].stop_when_converged for m in models)),
         landscape=args.landscape and figure_name(args.landscape), lr_sweep=args.lr_sweep)
@@ -335,9 +329,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     """The program: the arguments parsed and checked once, then the run (beyond_the_blog/run.py), which
     loads torch and the lesson. Returns the exit status. Called without argv it reads the real command
-    line and, until training starts, a Ctrl-C or SIGTERM ends it at once and quietly: nothing is computed yet."""
+    line and, until training starts, a Ctrl-C, SIGTERM or SIGHUP ends it at once and quietly: nothing is
+    computed yet."""
     if argv is None:
         end_at_once_on_signals()
+        usable_standard_streams()
     try:
         settings = parse_args(argv)
     except SystemExit as exit:  # --help, or a mistake already reported in one line

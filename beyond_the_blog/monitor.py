@@ -38,7 +38,7 @@ class Monitor:
     `config` is the fit's FitConfig; the Monitor reads its record_interval, on_record, tol,
     frame_epochs and converged. Every record_interval epochs, and at a few log-spaced epochs before,
     it keeps the loss and hands it to on_record (which prints it at the log interval). It stops on an
-    inf/NaN loss, on Ctrl-C or SIGTERM (`signals` fills up), when tol is met, when stop_when() says
+    inf/NaN loss, on Ctrl-C, SIGTERM or SIGHUP (`signals` fills up), when tol is met, when stop_when() says
     so or when converged(epoch, loss) does (a stop rule below). For replicated runs (a criterion
     with per_run) the recorded loss is a tensor, one entry per run; each run's first inf/NaN epoch
     is noted, and training stops once every run has diverged.

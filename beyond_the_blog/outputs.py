@@ -10,7 +10,15 @@ import sys
 
 import torch
 
-from .figures import can_show, plot_fits, plot_landscape, plot_replications, plot_sweep, write_animation
+from .figures import (
+    NON_INTERACTIVE_BACKENDS,
+    can_show,
+    plot_fits,
+    plot_landscape,
+    plot_replications,
+    plot_sweep,
+    write_animation,
+)
 from .paths import atomic_path
 from .status import PROG
 from .sweep import DIVERGED_FACTOR
@@ -52,6 +60,10 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
         for f in fits:
             if f.trajectory is not None:
                 records[f.model_name]["trajectory"] = trajectory_metrics(f.trajectory)
+        for companion in full_batch:  # --batch-size: the full-batch run drawn beside it, as far as it got
+            records[companion.model_name]["full_batch"] = {
+                "final_loss": companion.final_loss, "epochs_run": companion.log.epochs_run,
+                "interrupted": companion.log.stop_reason == "interrupted"}
         data = records if settings.model == "both" else records[settings.model]
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
@@ -111,6 +123,8 @@ def write_replication_outputs(settings, result, x, ys, summary):
 def show_figure(show):
     if show:
         import matplotlib.pyplot as plt
+        if plt.get_backend().lower() in NON_INTERACTIVE_BACKENDS:  # its window could not open (no display): quiet
+            return
         plt.show()
 
 

@@ -4,7 +4,6 @@ the printed analysis, the figure, the GIF, the metrics and the saved model.
 It uses the lesson (quadratic_regression.py) as nanoGPT's train.py uses model.py: its data, its
 models (through models.py), its loops (through fit.py) and its printing.
 """
-import os
 import sys
 from dataclasses import replace
 
@@ -44,7 +43,8 @@ def run(settings) -> int:
     if device is None:
         return refuse(f"--device {settings.device}: not available on this machine")
     threads = torch.get_num_threads()
-    torch.set_num_threads(threads_to_use(settings))
+    # one thread unless told otherwise: a step works on a few hundred numbers, too few to share out
+    torch.set_num_threads(settings.threads)
     try:
         with guarded_stdout() as stdout, RecordedSignals() as signals:
             if settings.lr_sweep is not None:
@@ -58,17 +58,11 @@ def run(settings) -> int:
         return ExitStatus.INTERRUPTED
     finally:
         torch.set_num_threads(threads)
+    if signals.received and status != ExitStatus.INTERRUPTED:
+        print_interrupted("a signal came after training had ended: the results above and the files written are whole")
     if stdout.exit_status == ExitStatus.IO_ERROR:
         error_line(f"could not write to standard output ({stdout.error.strerror}); the files were still written")
     return signals.exit_status or status or stdout.exit_status or ExitStatus.SUCCESS
-
-
-def threads_to_use(settings):
-    """One torch thread unless told otherwise: a step here works on a few hundred numbers (a thousand
-    runs: a few hundred thousand), too few to share out, and a second thread waits on a busy core."""
-    if settings.threads is not None:
-        return settings.threads
-    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
 
 
 def resolve_device(name):
@@ -161,6 +155,8 @@ def run_single(settings, device, signals):
         print_comparison(fits, least)
     full_batch = full_batch_fits(settings, fits, (x, y, after_data), device, signals)
     failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch)
+    if any(c.log.stop_reason == "interrupted" for c in full_batch):
+        return ExitStatus.INTERRUPTED
     return exit_status(fits[-1].log) or written(failed_writes)
 
 

@@ -105,7 +105,7 @@ class SweepSetup:
     epochs: int
     least_loss: float         # the least-squares loss: "epochs to 1%" is measured against it
     record_interval: int = 100
-    signals: list | None = None  # a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); None: its own
+    signals: list | None = None  # a list that Ctrl-C/SIGTERM/SIGHUP fill (interruptions.RecordedSignals); None: its own
 
 
 def train_sweep(setup, lrs, epochs=None, on_record=None):

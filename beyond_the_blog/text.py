@@ -104,6 +104,11 @@ def print_explanation(lines):
 
 
 def print_full_batch_companion(fit, companion, batch_size):
+    if companion.log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted: the full-batch run drawn dashed beside {fit.model_name} stopped at epoch "
+                          f"{companion.log.epochs_run} of {companion.epochs}, so its curve is partial; "
+                          f"the run with batches of {batch_size} above is whole")
+        return
     print(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
           f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
 
