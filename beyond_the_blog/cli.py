@@ -7,7 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .environment import available_cores, matplotlib_problem, threads_from_environment
+from .environment import available_cores, matplotlib_problem, memory_available, memory_needed, threads_from_environment
 from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
 from .optimizers import MOMENTUM, OPTIMIZERS
@@ -17,8 +17,6 @@ from .status import PROG, ExitStatus, exit_statuses_help
 DEFAULT_SEED = 0
 SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
 MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
-BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
-TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
 STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
@@ -82,7 +80,8 @@ def build_parser():
     add("--no-show", action="store_true", help="never open a window (none opens anyway without a display)")
     add("--animate", metavar="PATH.gif", help="write a GIF of the fitted curve through training")
     add("--metrics", metavar="PATH", help="write the results as JSON")
-    add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
+    add("--save-model", metavar="PATH",
+        help="save the trained state_dict with torch.save; with --runs R a list of R state_dicts, run r's at index r")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
     add_beyond_options(add)
@@ -158,6 +157,18 @@ def check_numbers(parser, args):
         parser.error(f"--threads must be from 1 to {cores}, this machine's cores (got {args.threads})")
 
 
+def check_tol(parser, args):
+    """--tol compares the loss at two record epochs: refused where a run holds fewer than two of them."""
+    if args.tol is None or args.lr_sweep is not None:
+        return
+    for name in BLOG_MODELS if args.model == "both" else (args.model,):
+        epochs = args.epochs or default_epochs(args.optimizer, name, args.standardize)
+        record = args.log_interval or (100 if epochs >= 1000 else max(1, epochs // 10))
+        if epochs < 2 * record:
+            parser.error(f"--tol compares the loss over one log interval: {epochs} epochs of {name} hold fewer than "
+                         f"two intervals of {record}, so it could never stop the run")
+
+
 def check_combinations(parser, args):
     if args.runs > 1 and args.model == "both":
         parser.error("--runs needs one model: --model params or --model linear")
@@ -170,14 +181,15 @@ def check_combinations(parser, args):
         parser.error(f"--animate writes a GIF: the path must end in .gif (got {args.animate})")
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
+    check_why_options(parser, args)
     needed, available = memory_needed(args), memory_available()
     if available is not None and needed > available:
-        parser.error(f"--samples {args.samples} with --runs {args.runs} needs about {needed / 2**30:.3g} GiB of "
+        runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
+        parser.error(f"--samples {args.samples} with {runs} needs about {needed / 2**30:.3g} GiB of "
                      f"memory; this machine has {available / 2**30:.1f} GiB available")
     if args.seed + args.runs - 1 > SEED_RANGE[1]:
         parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
     check_float32_range(parser, args)
-    check_why_options(parser, args)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -191,24 +203,6 @@ def check_float32_range(parser, args):
     if max(abs(lo), abs(hi)) ** 2 >= FLOAT32_MAX or (2 * largest) ** 2 >= FLOAT32_MAX:
         parser.error(f"--x-range {lo:g} {hi:g} with --noise {args.noise:g}: y reaches about {largest:.2g}, and the "
                      f"squared error of a fit, the loss, would pass float32's largest number ({FLOAT32_MAX:.3g})")
-
-
-def memory_needed(args):
-    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
-    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize)
-                                for m in (BLOG_MODELS if args.model == "both" else (args.model,)))
-    records = epochs // (args.log_interval or 100) + 40
-    return TORCH_BYTES + args.runs * (args.samples * BYTES_PER_POINT + records * 8)
-
-
-def memory_available():
-    """Bytes of memory available to a new process (MemAvailable), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 def check_stages(parser, args):
@@ -247,6 +241,8 @@ def check_why_options(parser, args):
     if any(v is not None for v in (args.animate, args.tol, args.lr, args.save_model)):
         parser.error("--lr-sweep chooses the learning rates and trains them all to --epochs: "
                      "drop --animate / --tol / --lr / --save-model")
+    if args.batch_size is not None or args.gradients == "manual":
+        parser.error("--lr-sweep trains full-batch with autograd's gradients: drop --batch-size / --gradients manual")
 
 
 def default_plot_path(model, runs, lr_sweep=None):
@@ -321,6 +317,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
+    check_tol(parser, args)
     check_stages(parser, args)
     check_outputs(parser, args)
     return resolve(args)

@@ -1,4 +1,4 @@
-"""The environment a run meets: thread counts, and matplotlib's settings, checked before any work.
+"""The environment a run meets: cores, memory and matplotlib's settings, checked before any work.
 
 torch-free; matplotlib is imported only when a figure is asked for.
 """
@@ -8,7 +8,13 @@ import shutil
 import sys
 import tempfile
 
+from .models import BLOG_MODELS, default_epochs
 from .status import PROG
+
+BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
+BYTES_PER_RECORD = 2000            # measured: a recorded epoch of one run (its loss, and the path's float64 copy)
+BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's share of a recorded epoch
+TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
 def available_cores():
@@ -66,3 +72,23 @@ def writable_or_creatable(folder):
             return True
     except OSError:
         return False
+
+
+def memory_needed(args):
+    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
+    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize)
+                                for m in (BLOG_MODELS if args.model == "both" else (args.model,)))
+    records = epochs // (args.log_interval or 100) + 40
+    runs = args.lr_sweep or args.runs  # an lr sweep trains one run per learning rate
+    per_record = BYTES_PER_RECORD + runs * BYTES_PER_RUN_RECORD
+    return TORCH_BYTES + runs * args.samples * BYTES_PER_POINT + records * per_record
+
+
+def memory_available():
+    """Bytes of memory available to a new process (MemAvailable), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            fields = dict(line.split(":", 1) for line in f)
+        return int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None

@@ -112,8 +112,9 @@ def write_replication_outputs(settings, result, x, ys, summary):
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
     if settings.save_model:
-        state = {k: v.cpu() for k, v in result.parameters.items()}
-        outputs.append(("--save-model", settings.save_model, lambda path: torch.save(state, path),
+        # one state_dict per run, in seed order: MODELS[name].build().load_state_dict(torch.load(path)[r]) loads run r
+        runs = [{k: v[r].cpu().clone() for k, v in result.parameters.items()} for r in range(settings.runs)]
+        outputs.append(("--save-model", settings.save_model, lambda path: torch.save(runs, path),
                         f"model saved to {settings.save_model}"))
     failed = write_each(outputs)
     show_figure(show and settings.plot)

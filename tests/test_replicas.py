@@ -133,3 +133,18 @@ def test_the_runs_verdict_follows_from_the_runs_and_their_number(tmp_path, runs)
     elif hi < 1.5 / 1.02 and ratio < hi / 1.02:
         assert "it is the noise in the data" in out
     assert ("too few runs to tell" in out) == (runs == 3)
+
+
+def test_saved_replications_load_into_the_model_class_run_by_run(tmp_path):
+    result = run_script("--runs", 3, "--seed", 4, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                        "--save-model", "runs.pt", "--metrics", "m.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = torch.load(tmp_path / "runs.pt")
+    for r, seed in enumerate(range(4, 7)):
+        model = MODELS["linear"].build()
+        model.load_state_dict(saved[r])  # strict: every name and shape of the class
+        alone = run_script("--seed", seed, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                           "--save-model", f"alone{r}.pt", cwd=tmp_path)
+        assert alone.returncode == 0
+        for name, tensor in torch.load(tmp_path / f"alone{r}.pt").items():
+            torch.testing.assert_close(model.state_dict()[name], tensor)  # to float32 rounding, as the runs are
