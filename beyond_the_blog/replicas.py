@@ -9,7 +9,7 @@ from torch import nn
 import quadratic_regression as lesson
 
 from .models import MODELS
-from .theory import LeastSquares, least_squares
+from .theory import LeastSquares, least_squares, within_one_percent
 
 
 class Replicas(nn.Module):
@@ -134,9 +134,8 @@ def summarize_replications(fit_result, x, ys, seeds):
     final = fit_result.final_loss.double()
     coefficients = fit_result.coefficients
     diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
-    # 1% above the run's own optimum; the small absolute term lets noise-free data (optimum 0) succeed
-    floor = 1e-6 * (ys.double() ** 2).mean().item()
-    succeeded = ~diverged & (final <= 1.01 * least.loss + floor)
+    scale = (ys.double() ** 2).mean().item()
+    succeeded = ~diverged & (final <= within_one_percent(least.loss, scale))  # of the run's own optimum
     kept, missing = coefficients[~diverged], []
     nan = torch.full((3,), math.nan, dtype=torch.float64)
     mean = kept.mean(dim=0) if len(kept) else nan

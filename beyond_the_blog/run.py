@@ -181,8 +181,18 @@ def full_batch_fits(settings, fits, data, device, signals):
 
 
 def divergence_message(f, x, y):
-    curvature = largest_curvature(f.model, f.initial, f.standardization(x), y)
-    return explain_divergence(f.optimizer, f.lr, f.log, curvature, MODELS[f.model_name].constant_hessian)
+    inputs = f.standardization(x)
+    curvature = largest_curvature(f.model, f.initial, inputs, y)
+    batches = None
+    if f.batch_size is not None and f.batch_size < x.shape[0]:  # the points farthest out curve the most
+        farthest = inputs.abs().flatten().argsort(descending=True)[:POINTS_CHECKED]
+        batches = (f.batch_size, max(largest_curvature(f.model, f.initial, inputs[i:i + 1], y[i:i + 1])
+                                     for i in farthest.tolist()))
+    return explain_divergence(f.optimizer, f.lr, f.log, curvature, MODELS[f.model_name].constant_hessian,
+                              batches=batches, standardized=f.standardize)
+
+
+POINTS_CHECKED = 10  # one point's loss curves most at the largest |input|: its Hessian is checked at the ten
 
 
 def report_fit(settings, f, x, y, least):
@@ -228,7 +238,8 @@ def replica_divergence_message(result, summary, x, ys, models):
     seeds = ", ".join(str(summary.seeds[r]) for r in bad[:20]) + (" ..." if len(bad) > 20 else "")
     return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
                               MODELS[result.model_name].constant_hessian,
-                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first")
+                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first",
+                              standardized=result.standardize)
 
 
 def run_lr_sweep(settings, device, signals):

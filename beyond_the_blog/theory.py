@@ -45,6 +45,12 @@ def least_squares(x, y):
     return LeastSquares(solution.T, loss, stderr, t95, (targets[:, 0] ** 2).mean().item())
 
 
+def within_one_percent(floor, scale):
+    """The loss below which a run counts as "within 1% of the least-squares loss" `floor`. The small term
+    in scale (the mean of y²) lets noise-free data, whose floor is 0 and float32 cannot reach, count too."""
+    return 1.01 * floor + 1e-6 * scale
+
+
 CONVERGED_ATOL = 0.01  # "converged": a, b and c each within this of the least-squares fit, in x's units
 
 
