@@ -340,6 +340,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short version: fewer epochs and runs")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the numbers")
+    parser.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown (for docs/speed.md)")
     args = parser.parse_args(argv)
     quick = args.quick
     report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
@@ -361,6 +362,10 @@ def main(argv=None):
     print(markdown(report))
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(f"Measured on {machine['cpus']} cores, torch {machine['torch']}, Python {machine['python']}.\n\n"
+                    + markdown(report) + "\n")
     return 0
 
 

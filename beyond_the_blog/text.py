@@ -144,8 +144,7 @@ def loss_gap(final, floor, scale):
     """How far `final` is above the least-squares loss `floor`: in percent, or, when the floor is
     about 0 (a noise-free or 3-point fit, which a quadratic matches exactly), in absolute terms."""
     if floor > 1e-9 * scale and final < floor:  # float32's loss rounds differently from float64's
-        return (f"{100 * (final - floor) / floor:+.4f}%: the fit does not beat the floor, float32 rounds its "
-                "loss differently from float64")
+        return f"{100 * (final - floor) / floor:+.4f}%, float32's rounding, not a better fit"
     if floor > 1e-9 * scale:
         return f"{100 * (final - floor) / floor:+.4f}%"
     if final <= 1e-9 * scale:

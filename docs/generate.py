@@ -145,6 +145,23 @@ def metrics_keys(arguments):
     return "\n".join(f"* `{key}`: {kinds[type(value)]}" for key, value in run.items())
 
 
+def edge_table(lrs, *, slow=True):
+    """For `--model linear` at each lr: how the run ended, the end point's largest curvature and its 2/lambda_max,
+    and the final balance. A run that diverged has no end point to measure."""
+    if _keep_previous(slow):
+        return
+    rows = ["| lr | ended | λmax at the end | 2/λmax at the end | balance at the end |", "|---:|---|---:|---:|---:|"]
+    for lr in lrs:
+        run = metrics(f"--model linear --lr {lr}", slow=slow)
+        if run["diverged"]:
+            rows.append(f"| {lr:g} | diverged at epoch {run['diverged_at_epoch']} | | | |")
+            continue
+        top = max(run["diagnosis"]["eigenvalues"])
+        rows.append(f"| {lr:g} | {run['stop_reason']}, loss {run['final_loss']:.6f} | {top:.4g} | {2 / top:.4g} "
+                    f"| {run['diagnosis']['balance_end']:.3g} |")
+    _cog().out("\n".join(rows) + "\n")
+
+
 def main(argv=None):
     check = "--check" in (argv if argv is not None else sys.argv[1:])
     env = dict(os.environ)

@@ -11,13 +11,15 @@ from conftest import ROOT, bowl_eigenvalues, seeded_start
 
 def test_benchmark_quick_mode_runs(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out)],
-                            capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    tables = tmp_path / "tables.md"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--quick", "--json", str(out),
+                             "--markdown", str(tables)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert {"faithful", "time_to_fit", "replications", "frames", "startup", "machine", "busy_machine"} <= set(report)
     assert report["faithful"]["identical_losses"] is True
     assert "| " in result.stdout  # markdown tables
+    assert "### Faithful path" in tables.read_text() and "| blog's loop (torch.optim.SGD) |" in tables.read_text()
 
 
 def test_benchmark_rows_for_the_sweep():

@@ -41,7 +41,7 @@ def test_a_final_loss_below_the_float64_floor_is_called_rounding(tmp_path):
     result = run_script("--optimizer", "adam", "-q", "--no-plot", "--metrics", "m.json", cwd=tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     below = metrics["final_loss"] < metrics["least_squares"]["loss"]
-    assert ("does not beat the floor, float32 rounds its loss differently" in prose(result.stdout)) == below
+    assert ("float32's rounding, not a better fit" in prose(result.stdout)) == below
 
 
 def test_a_huge_loss_is_printed_in_significant_digits(tmp_path):
