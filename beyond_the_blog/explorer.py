@@ -9,7 +9,7 @@ from .models import default_epochs
 from .monitor import Progress
 from .outputs import write_each, write_json
 from .status import PROG, ExitStatus
-from .text import print_interrupted
+from .text import print_interrupted, wrapped
 
 
 def run_explorer(settings, device, signals):
@@ -58,6 +58,6 @@ def print_explored(runs):
     diverged = [lr for lr, k in zip(runs.lrs, runs.diverged_at) if k is not None]
     where = "at the start" if runs.limit_is_local else "exact: the Hessian is constant"
     verdict = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none diverged"
-    print(f"{runs.setting.label}: {len(runs.lrs)} lrs x {runs.epochs} epochs in {runs.seconds:.1f} s; "
-          f"predicted limit {runs.limit_formula} = {runs.limit:.3g} ({where}); {verdict}")
+    print(wrapped(f"{runs.setting.label}: {len(runs.lrs)} lrs x {runs.epochs} epochs in {runs.seconds:.1f} s; "
+                  f"predicted limit {runs.limit_formula} = {runs.limit:.3g} ({where}); {verdict}"))
     sys.stdout.flush()

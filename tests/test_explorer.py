@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, design, fit, polyfit, run_script, seeded_start
+from conftest import bowl_eigenvalues, design, fit, polyfit, prose, run_script, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog import cli
@@ -184,10 +184,14 @@ def test_the_page_is_one_file_with_the_metrics_numbers(page):
     assert json.loads(embedded)["explorer"] == metrics
     assert [(s["model"], s["inputs"], s["optimizer"]) for s in metrics["settings"]] == [
         (m, i, o) for m in ("params", "linear") for i in ("x", "z") for o in ("sgd", "momentum")]
-    for setting, line in zip(metrics["settings"], [line for line in result.stdout.splitlines() if " lrs x " in line]):
-        diverged = sum(k is not None for k in setting["diverged_at_epoch"])
+    text = prose(result.stdout.split("explorer written to")[0])
+    lines = re.split(r"(?=\b(?:params|linear) on [xz], )", text)[1:]  # one claim per setting
+    assert len(lines) == len(metrics["settings"])
+    for setting, line in zip(metrics["settings"], lines):
+        diverged = [lr for lr, k in zip(setting["lrs"], setting["diverged_at_epoch"]) if k is not None]
         assert f"{len(setting['lrs'])} lrs x {EPOCHS} epochs" in line and f"= {setting['limit']:.3g} (" in line
-        assert (f"{diverged} diverged" if diverged else "none diverged") in line
+        said = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none"
+        assert said in line, line
     assert f"explorer written to page.html ({(folder / 'page.html').stat().st_size / 2**20:.1f} MB)" in result.stdout
 
 
