@@ -77,7 +77,7 @@
                                   ...stable.flatMap((r) => setting.loss[r])], 0.3);
     const finalRange = log10Range([DATA.least_squares.loss, setting.start_loss, ...finals], 0.3);
     const ends = setting.end_point_limits || [];
-    const endRuns = stable.filter((r) => setting.converged[r] && finite(ends[r]));  // the converged runs' limits
+    const endRuns = stable.filter((r) => setting.within_1pct_of_least_squares[r] && finite(ends[r]));
     const update = {
       [TRACES.all_losses]: curves,
       [TRACES.floor]: {x: [1, setting.epochs], y: [DATA.least_squares.loss, DATA.least_squares.loss]},
@@ -148,11 +148,12 @@
   function status(r) {
     const diverged = setting.diverged_at_epoch[r];
     if (diverged !== null) return `diverged at epoch ${diverged}: its loss overflowed float32 (inf/NaN)`;
-    if (setting.ended_above_start[r]) return `its loss ended above its start: diverging, still finite`;
+    if (setting.ended_above_start[r]) return "it did not overflow, but its loss ended above its start";
     const last = setting.loss[r][setting.recorded_epochs.length - 1].toPrecision(7);
     const floor = DATA.least_squares.loss.toPrecision(7);
-    if (setting.converged[r]) return `converged: its last loss ${last} is within 1% of the least-squares loss ${floor}`;
-    return `did not diverge; its last loss ${last} is not yet within 1% of the least-squares loss ${floor}`;
+    if (setting.within_1pct_of_least_squares[r]) return `its last loss ${last} is within 1% of the least-squares ` +
+      `loss ${floor}`;
+    return `it did not diverge; its last loss ${last} is not within 1% of the least-squares loss ${floor}`;
   }
 
   function play() {

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, design, fit, polyfit, prose, run_script, seeded_start
+from conftest import bowl_eigenvalues, design, fit, lstsq_loss, polyfit, prose, run_script, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog import cli
@@ -184,6 +184,14 @@ def test_the_page_is_one_file_with_the_metrics_numbers(page):
     assert json.loads(embedded)["explorer"] == metrics
     assert [(s["model"], s["inputs"], s["optimizer"]) for s in metrics["settings"]] == [
         (m, i, o) for m in ("params", "linear") for i in ("x", "z") for o in ("sgd", "momentum")]
+    x, y, _ = seeded_start("params")
+    floor = lstsq_loss(x, y)
+    assert metrics["least_squares"]["loss"] == pytest.approx(floor, rel=1e-9)
+    for setting in metrics["settings"]:
+        last = [row[-1] for row in setting["loss"]]
+        assert setting["within_1pct_of_least_squares"] == [v is not None and v <= 1.01 * floor for v in last]
+        assert setting["ended_above_start"] == [v is not None and v > setting["start_loss"] for v in last]
+        assert [v is None for v in last] == [k is not None for k in setting["diverged_at_epoch"]]
     text = prose(result.stdout.split("explorer written to")[0])
     lines = re.split(r"(?=\b(?:params|linear) on [xz], )", text)[1:]  # one claim per setting
     assert len(lines) == len(metrics["settings"])
