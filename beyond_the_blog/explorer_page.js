@@ -30,6 +30,7 @@
   }
   function log10Range(values, pad) {
     const kept = values.filter((v) => finite(v) && v > 0);
+    if (kept.length === 0) return [-1, 1];  // nothing finite to show: any range will do
     return [Math.log10(Math.min(...kept)) - pad, Math.log10(Math.max(...kept)) + pad];
   }
 

@@ -14,7 +14,7 @@ import torch
 from conftest import bowl_eigenvalues, design, fit, lstsq_loss, polyfit, prose, run_script, seeded_start
 
 import quadratic_regression as qr
-from beyond_the_blog import cli
+from beyond_the_blog import cli, explorer_page
 from beyond_the_blog.batched_gradients import BATCHED_GRADIENTS
 from beyond_the_blog.explorer_page import MAX_PAGE_BYTES, bowl_data
 from beyond_the_blog.explorer_runs import Setting, train_setting
@@ -136,6 +136,11 @@ def test_the_products_end_point_limits_against_finite_differences():
     assert runs.end_point_limits[r] == pytest.approx(2 / np.abs(np.linalg.eigvalsh(h)).max(), rel=1e-4)
 
 
+def test_ctrl_c_stops_a_setting_and_no_page_is_claimed():
+    x, y, model = seeded_start("params")
+    assert train_setting(Setting("params", False, "sgd"), (x, y, model), 1000, signals=["SIGINT"]) is None
+
+
 # ----------------------------------------------------------------------------- the command line
 REFUSED = [
     (["--explore", "page.txt"], ".html"),
@@ -154,6 +159,16 @@ def test_refusals_in_one_line(args, mentions, tmp_path, capsys, monkeypatch):
     assert cli.main(args) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.splitlines()) == 1 and mentions in err, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_page_over_the_size_limit_is_not_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(explorer_page, "MAX_PAGE_BYTES", 1000)
+    status = cli.main(["--explore", "page.html", "--model", "params", "--optimizer", "sgd", "--standardize",
+                       "--epochs", "20", "-q"])
+    err = capsys.readouterr().err
+    assert status == 74 and len(err.splitlines()) == 1 and "the limit of 1000 B" in err, err
     assert not list(tmp_path.iterdir())
 
 
