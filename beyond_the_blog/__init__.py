@@ -19,6 +19,6 @@ In reading order:
     figures           the figures, the GIF, the bowl and the sweep
     paths             output paths: checked before training, written atomically (torch-free)
     outputs           a run's files, and the metrics JSON assembled in one place
-    interruptions     Ctrl-C, SIGTERM and a closed standard output, at every stage
+    interruptions     Ctrl-C, SIGTERM, SIGHUP and a closed standard output, at every stage
     run               a whole run, start to end, as the command line asks
 """

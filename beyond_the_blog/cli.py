@@ -4,29 +4,29 @@ torch-free on purpose: `--help` and a mistyped option answer before torch loads 
 """
 import argparse
 import math
-import os
 import re
 from dataclasses import dataclass
 
+from .environment import available_cores, matplotlib_problem, memory_available, memory_needed, threads_from_environment
 from .explorer_options import add_explore_option, check_explore
-from .interruptions import end_at_once_on_signals
+from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
 from .optimizers import MOMENTUM, OPTIMIZERS
-from .paths import OutputError, check_figure_format, checked_target, figure_name
+from .paths import OutputError, check_targets, figure_name
 from .status import PROG, ExitStatus, exit_statuses_help
 
 DEFAULT_SEED = 0
 SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
 MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
-BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
-TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
 STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
 lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
 interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
-exactly as it found it. An explicit --epochs N runs exactly N epochs (unless --tol stops it). The metrics'
-stop_reason says why training ended: epochs, converged, tol, diverged or interrupted."""
+exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
+least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
+--epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:
+epochs, converged, stalled, tol, diverged or interrupted."""
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
@@ -81,7 +81,8 @@ def build_parser():
     add("--no-show", action="store_true", help="never open a window (none opens anyway without a display)")
     add("--animate", metavar="PATH.gif", help="write a GIF of the fitted curve through training")
     add("--metrics", metavar="PATH", help="write the results as JSON")
-    add("--save-model", metavar="PATH", help="save the trained state_dict with torch.save")
+    add("--save-model", metavar="PATH",
+        help="save the trained state_dict with torch.save; with --runs R a list of R state_dicts, run r's at index r")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
     add_beyond_options(add)
@@ -115,26 +116,18 @@ def add_beyond_options(add):
 
 def check_outputs(parser, args):
     """Fail now, not after a minute of training, if an output cannot be written where asked."""
-    def figure(path):
-        return path if not path or os.path.isdir(path) else figure_name(path)
-
-    outputs = {"--plot": figure(args.plot), "--animate": args.animate, "--metrics": args.metrics,
-               "--save-model": args.save_model, "--landscape": figure(args.landscape), "--explore": args.explore}
+    outputs = {"--plot": args.plot, "--animate": args.animate, "--metrics": args.metrics,
+               "--save-model": args.save_model, "--landscape": args.landscape, "--explore": args.explore}
     if args.plot is None and not args.no_plot:
         outputs["--plot"] = default_plot_path(args.model, args.runs, args.lr_sweep)
-    targets = {}
     try:
-        for option, path in outputs.items():
-            if path is None:
-                continue
-            target = checked_target(option, path)
-            if option in ("--plot", "--landscape"):
-                check_figure_format(option, path)
-            if target in targets:
-                raise OutputError(f"{targets[target]} and {option} name the same file, {path}")
-            targets[target] = option
+        check_targets(outputs)
     except OutputError as error:
         parser.error(str(error))
+    if any(outputs[option] for option in ("--plot", "--animate", "--landscape")):
+        problem = matplotlib_problem()
+        if problem:
+            parser.error(problem)
 
 
 def check_numbers(parser, args):
@@ -161,8 +154,21 @@ def check_numbers(parser, args):
     if args.epochs is not None and args.epochs > MAX_EPOCHS:
         parser.error(f"--epochs above {MAX_EPOCHS:.0e} would take years (got a number of {len(str(args.epochs))} "
                      "digits)")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be at least 1 (got {args.threads})")
+    cores = available_cores()
+    if args.threads is not None and not 1 <= args.threads <= cores:
+        parser.error(f"--threads must be from 1 to {cores}, this machine's cores (got {args.threads})")
+
+
+def check_tol(parser, args):
+    """--tol compares the loss at two record epochs: refused where a run holds fewer than two of them."""
+    if args.tol is None or args.lr_sweep is not None:
+        return
+    for name in BLOG_MODELS if args.model == "both" else (args.model,):
+        epochs = args.epochs or default_epochs(args.optimizer, name, args.standardize)
+        record = args.log_interval or (100 if epochs >= 1000 else max(1, epochs // 10))
+        if epochs < 2 * record:
+            parser.error(f"--tol compares the loss over one log interval: {epochs} epochs of {name} hold fewer than "
+                         f"two intervals of {record}, so it could never stop the run")
 
 
 def check_combinations(parser, args):
@@ -177,14 +183,15 @@ def check_combinations(parser, args):
         parser.error(f"--animate writes a GIF: the path must end in .gif (got {args.animate})")
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
+    check_why_options(parser, args)
     needed, available = memory_needed(args), memory_available()
     if available is not None and needed > available:
-        parser.error(f"--samples {args.samples} with --runs {args.runs} needs about {needed / 2**30:.3g} GiB of "
+        runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
+        parser.error(f"--samples {args.samples} with {runs} needs about {needed / 2**30:.3g} GiB of "
                      f"memory; this machine has {available / 2**30:.1f} GiB available")
     if args.seed + args.runs - 1 > SEED_RANGE[1]:
         parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
     check_float32_range(parser, args)
-    check_why_options(parser, args)
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -198,24 +205,6 @@ def check_float32_range(parser, args):
     if max(abs(lo), abs(hi)) ** 2 >= FLOAT32_MAX or (2 * largest) ** 2 >= FLOAT32_MAX:
         parser.error(f"--x-range {lo:g} {hi:g} with --noise {args.noise:g}: y reaches about {largest:.2g}, and the "
                      f"squared error of a fit, the loss, would pass float32's largest number ({FLOAT32_MAX:.3g})")
-
-
-def memory_needed(args):
-    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
-    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize)
-                                for m in (BLOG_MODELS if args.model == "both" else (args.model,)))
-    records = epochs // (args.log_interval or 100) + 40
-    return TORCH_BYTES + args.runs * (args.samples * BYTES_PER_POINT + records * 8)
-
-
-def memory_available():
-    """Bytes of memory available to a new process (MemAvailable), or None where it cannot be read."""
-    try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return None
 
 
 def check_stages(parser, args):
@@ -254,6 +243,8 @@ def check_why_options(parser, args):
     if any(v is not None for v in (args.animate, args.tol, args.lr, args.save_model)):
         parser.error("--lr-sweep chooses the learning rates and trains them all to --epochs: "
                      "drop --animate / --tol / --lr / --save-model")
+    if args.batch_size is not None or args.gradients == "manual":
+        parser.error("--lr-sweep trains full-batch with autograd's gradients: drop --batch-size / --gradients manual")
 
 
 def default_plot_path(model, runs, lr_sweep=None):
@@ -286,7 +277,7 @@ class Settings:
     device: str
     quiet: bool
     no_show: bool
-    threads: int | None       # None: OMP_NUM_THREADS if set, else 1
+    threads: int              # --threads, else OMP_NUM_THREADS if usable, else 1
     loop: str                 # the lesson's loop (fit.LOOPS): blog, manual (--gradients manual), minibatches
     batch_size: int | None    # None: the full batch
     stop_when_converged: bool  # momentum/adam/lbfgs at their default epochs (see STOPPING)
@@ -316,7 +307,8 @@ def resolve(args, explore=None):
         standardize=args.standardize, tol=args.tol, runs=args.runs, seed=args.seed, samples=args.samples,
         noise=args.noise, x_range=tuple(args.x_range), log_interval=args.log_interval, plot=plot,
         animate=args.animate, metrics=args.metrics, save_model=args.save_model, device=args.device,
-        quiet=args.quiet, no_show=args.no_show, threads=args.threads, loop=loop, batch_size=args.batch_size,
+        quiet=args.quiet, no_show=args.no_show, threads=args.threads or threads_from_environment(), loop=loop,
+        batch_size=args.batch_size,
         stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early
                              and all(MODELS[m].stop_when_converged for m in models)),
         landscape=args.landscape and figure_name(args.landscape), lr_sweep=args.lr_sweep, explore=explore)
@@ -328,6 +320,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     check_numbers(parser, args)
     check_combinations(parser, args)
+    check_tol(parser, args)
     check_stages(parser, args)
     explore = check_explore(parser, args, argv)
     check_outputs(parser, args)
@@ -337,9 +330,11 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     """The program: the arguments parsed and checked once, then the run (beyond_the_blog/run.py), which
     loads torch and the lesson. Returns the exit status. Called without argv it reads the real command
-    line and, until training starts, a Ctrl-C or SIGTERM ends it at once and quietly: nothing is computed yet."""
+    line and, until training starts, a Ctrl-C, SIGTERM or SIGHUP ends it at once and quietly: nothing is
+    computed yet."""
     if argv is None:
         end_at_once_on_signals()
+        usable_standard_streams()
     try:
         settings = parse_args(argv)
     except SystemExit as exit:  # --help, or a mistake already reported in one line

@@ -131,10 +131,13 @@ def balance_verdict(diagnosis, fit):
             f"{change:+.4g}, so {fit.optimizer}, not the start, picked the point of the valley the model lands on")
 
 
-def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="training"):
+def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="training", batches=None,
+                       standardized=False):
     """Why a run diverged, in one line: how its loss broke, and the lr limit that applies to its
     optimizer. curvature: the largest |eigenvalue| of the loss Hessian at the start, in the space
-    trained in; constant_hessian: the model is linear in its parameters, so that Hessian is exact."""
+    trained in; constant_hessian: the model is linear in its parameters, so that Hessian is exact.
+    batches: (B, the largest curvature of one point's loss) for minibatch SGD, else None;
+    standardized: trained on z already (no use advising --standardize)."""
     broke = "overflowed float32 (inf)" if log.diverged_loss == math.inf else "became inf/NaN"
     head = f"error: {what} diverged at epoch {log.diverged_at} (the loss {broke}) with lr {lr:g}; "
     where = "" if constant_hessian else ", at the start"
@@ -143,9 +146,16 @@ def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="tr
         factor, formula = facts.stability
         limit = factor / curvature
         tail = f"for this data {facts.title} is stable below lr {limit:.3g} ({formula} of the loss Hessian{where})"
-        if lr <= limit:
+        if lr <= limit and batches is not None:
+            size, point = batches
+            tail += (f", but each step follows the loss of only {size} point{'s' if size > 1 else ''}, "
+                     f"which curves more: one point's loss up to {point:.3g}, a limit of {factor / point:.3g}")
+        elif lr <= limit and not constant_hessian:
             tail += ": the Hessian grew during training and the limit with it fell below this lr"
         return head + tail
+    if optimizer == "lbfgs" and lr >= 1 and not standardized:
+        return head + ("L-BFGS's line search keeps the loss from rising, but its first trial step left "
+                       "float32's range on data this far from 0: --standardize trains on z, whose scale is 1")
     return head + WITHOUT_A_LIMIT.get(optimizer, f"{facts.title} has no lr limit to predict; try a smaller --lr")
 
 

@@ -25,6 +25,18 @@ def new_figure(show, **kwargs):
     return Figure(**kwargs)
 
 
+def save(fig, path, dpi):
+    """fig.savefig, without PostScript's warning that it draws transparent lines opaque (it does, and they read)."""
+    import logging
+    logger = logging.getLogger("matplotlib.backends.backend_ps")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        fig.savefig(path, dpi=dpi)
+    finally:
+        logger.setLevel(level)
+
+
 def can_show():
     """A window can open: a display exists and matplotlib picked an interactive backend."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -105,7 +117,7 @@ def plot_fits(fits, x, y, least, path, show, full_batch=()):
     curves += [(f"{f.model_name}, full batch", f.log.history, MODELS[f.model_name].color, "--")
                for f in full_batch]
     draw_losses(right, curves, least.loss[0].item())
-    fig.savefig(path, dpi=100)
+    save(fig, path, dpi=100)
     return fig
 
 
@@ -159,7 +171,7 @@ def plot_replications(fit_result, x, ys, summary, path, show):
     left, right = fig.subplots(1, 2)
     draw_replica_fits(left, fit_result, x, ys, summary)
     draw_replica_losses(right, fit_result, summary)
-    fig.savefig(path, dpi=100)
+    save(fig, path, dpi=100)
     return fig
 
 
@@ -208,7 +220,7 @@ def plot_landscape(fits, x, y, path, show=False):
     draw_eigen_errors(axes[1], the_bowl, paths, fits)
     if product:
         draw_balance(axes[2], product[0])
-    fig.savefig(path, dpi=90)
+    save(fig, path, dpi=90)
     return fig
 
 
@@ -320,7 +332,7 @@ def plot_sweep(sweep, path, show=False):
         mark_rates(ax, sweep)
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap on a short range
     loss_ax.legend(fontsize=8, loc="best")
-    fig.savefig(path, dpi=90)
+    save(fig, path, dpi=90)
     return fig
 
 

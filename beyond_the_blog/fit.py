@@ -80,7 +80,7 @@ def fit(model, x, y, config, signals=None, criterion=None):
 
     With standardize the model sees z = (x - mean)/std, and its parameters are rewritten for x
     afterwards. `signals`, a list that a RecordedSignals fills, stops training after the epoch in
-    which Ctrl-C or SIGTERM came (by default fit records them itself while it trains). Replicas
+    which Ctrl-C, SIGTERM or SIGHUP came (by default fit records them itself while it trains). Replicas
     bring their own criterion (each run's loss, summed); `criterion` overrides both.
     """
     name, lr, epochs = config.model_name, config.resolved_lr(), config.resolved_epochs()

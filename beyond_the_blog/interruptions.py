@@ -1,20 +1,23 @@
-"""Ctrl-C (SIGINT), SIGTERM and a standard output that stops taking text, at every stage of a run.
+"""Ctrl-C (SIGINT), SIGTERM, a closed terminal (SIGHUP) and a standard output that stops taking text,
+at every stage of a run.
 
 - Starting (imports, parsing): nothing is computed yet, so the program ends at once and quietly,
-  with the shell's codes: 130 for Ctrl-C, 143 for SIGTERM.
+  with the shell's codes: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
 - From the first epoch until the files are written: a signal is only recorded. The training loop
   stops after the current epoch; the parameters reached are printed and every file is written
-  (well under a second), then the run exits with 130 or 143. A second signal changes nothing.
+  (well under a second), then the run exits with 130, 143 or 129. A second signal changes nothing.
 - A closed pipe (`| head`) or a full disk behind stdout: printing stops, the files are still
-  written, and the exit status says so (141 for a closed pipe, 74 otherwise).
+  written, and the exit status says so (141 for a closed pipe, 74 otherwise). A closed stdout
+  (`>&-`) prints nowhere; a character its encoding lacks is printed as \\uXXXX.
 """
 import errno
+import io
 import os
 import signal
 import sys
 from contextlib import contextmanager, suppress
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def end_at_once(signum, frame):
@@ -22,7 +25,7 @@ def end_at_once(signum, frame):
 
 
 def end_at_once_on_signals():
-    """For the start of the program: Ctrl-C or SIGTERM ends it at once, quietly."""
+    """For the start of the program: Ctrl-C, SIGTERM or SIGHUP ends it at once, quietly."""
     for signum in SIGNALS:
         signal.signal(signum, end_at_once)
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails with an error instead of killing us
@@ -30,7 +33,7 @@ def end_at_once_on_signals():
 
 
 class RecordedSignals:
-    """While active, SIGINT and SIGTERM are appended to `received` instead of acting."""
+    """While active, SIGINT, SIGTERM and SIGHUP are appended to `received` instead of acting."""
 
     def __init__(self):
         self.received = []
@@ -48,13 +51,13 @@ class RecordedSignals:
 
     @property
     def exit_status(self):
-        """130 after Ctrl-C, 143 after SIGTERM (the first received), None if none came."""
+        """128 + the first signal received (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), None if none came."""
         return 128 + self.received[0] if self.received else None
 
 
 @contextmanager
 def signals_received(received=None):
-    """Yields the list that Ctrl-C and SIGTERM fill while training: `received`, when the caller
+    """Yields the list that Ctrl-C, SIGTERM and SIGHUP fill while training: `received`, when the caller
     already records them for the whole run, else a list recorded for the duration of the block."""
     if received is not None:
         yield received
@@ -99,6 +102,22 @@ class GuardedStdout:
         if self.error is None:
             return None
         return 141 if self.error.errno == errno.EPIPE else 74
+
+
+def usable_standard_streams():
+    """Standard streams that cannot raise on what they are given. A closed one (`>&-`) is reopened on
+    /dev/null first, so that no file this program opens later takes its number and receives its text.
+    A character the stream's encoding lacks (a Chinese file name under cp1252) is written as \\uXXXX."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        try:
+            os.fstat(fd)
+        except OSError:  # closed: the lowest free number is this one, so /dev/null lands on it
+            os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
+            mode = "r" if fd == 0 else "w"
+            setattr(sys, name, io.TextIOWrapper(io.FileIO(fd, mode, closefd=False), write_through=True))
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(AttributeError, ValueError):  # not a text stream Python made: left as it is
+            stream.reconfigure(errors="backslashreplace")
 
 
 @contextmanager

@@ -25,7 +25,7 @@ class TrainLog:
     epochs_run: int = 0
     history: list = field(default_factory=list)  # (epoch, loss): a float, or a tensor of one loss per run
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
-    stop_reason: str = "epochs"                  # epochs | tol | target | converged | diverged | interrupted
+    stop_reason: str = "epochs"  # epochs | tol | target | converged | stalled | diverged | interrupted
     diverged_at: int | None = None               # the first epoch with an inf/NaN loss (of any run)
     diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN
     run_diverged_at: object = None               # replicated runs: (R,) first inf/NaN epoch per run, 0 for none
@@ -38,7 +38,7 @@ class Monitor:
     `config` is the fit's FitConfig; the Monitor reads its record_interval, on_record, tol,
     frame_epochs and converged. Every record_interval epochs, and at a few log-spaced epochs before,
     it keeps the loss and hands it to on_record (which prints it at the log interval). It stops on an
-    inf/NaN loss, on Ctrl-C or SIGTERM (`signals` fills up), when tol is met, when stop_when() says
+    inf/NaN loss, on Ctrl-C, SIGTERM or SIGHUP (`signals` fills up), when tol is met, when stop_when() says
     so or when converged(epoch, loss) does (a stop rule below). For replicated runs (a criterion
     with per_run) the recorded loss is a tensor, one entry per run; each run's first inf/NaN epoch
     is noted, and training stops once every run has diverged.

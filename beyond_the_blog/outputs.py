@@ -10,7 +10,15 @@ import sys
 
 import torch
 
-from .figures import can_show, plot_fits, plot_landscape, plot_replications, plot_sweep, write_animation
+from .figures import (
+    NON_INTERACTIVE_BACKENDS,
+    can_show,
+    plot_fits,
+    plot_landscape,
+    plot_replications,
+    plot_sweep,
+    write_animation,
+)
 from .paths import atomic_path
 from .status import PROG
 from .sweep import DIVERGED_FACTOR
@@ -52,6 +60,10 @@ def write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch=()):
         for f in fits:
             if f.trajectory is not None:
                 records[f.model_name]["trajectory"] = trajectory_metrics(f.trajectory)
+        for companion in full_batch:  # --batch-size: the full-batch run drawn beside it, as far as it got
+            records[companion.model_name]["full_batch"] = {
+                "final_loss": companion.final_loss, "epochs_run": companion.log.epochs_run,
+                "interrupted": companion.log.stop_reason == "interrupted"}
         data = records if settings.model == "both" else records[settings.model]
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
@@ -100,8 +112,9 @@ def write_replication_outputs(settings, result, x, ys, summary):
         outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
                         f"metrics written to {settings.metrics}"))
     if settings.save_model:
-        state = {k: v.cpu() for k, v in result.parameters.items()}
-        outputs.append(("--save-model", settings.save_model, lambda path: torch.save(state, path),
+        # one state_dict per run, in seed order: MODELS[name].build().load_state_dict(torch.load(path)[r]) loads run r
+        runs = [{k: v[r].cpu().clone() for k, v in result.parameters.items()} for r in range(settings.runs)]
+        outputs.append(("--save-model", settings.save_model, lambda path: torch.save(runs, path),
                         f"model saved to {settings.save_model}"))
     failed = write_each(outputs)
     show_figure(show and settings.plot)
@@ -111,6 +124,8 @@ def write_replication_outputs(settings, result, x, ys, summary):
 def show_figure(show):
     if show:
         import matplotlib.pyplot as plt
+        if plt.get_backend().lower() in NON_INTERACTIVE_BACKENDS:  # its window could not open (no display): quiet
+            return
         plt.show()
 
 

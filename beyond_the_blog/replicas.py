@@ -9,7 +9,7 @@ from torch import nn
 import quadratic_regression as lesson
 
 from .models import MODELS
-from .theory import LeastSquares, least_squares
+from .theory import LeastSquares, least_squares, within_one_percent
 
 
 class Replicas(nn.Module):
@@ -117,6 +117,8 @@ class ReplicationSummary:
     spread_succeeded: torch.Tensor   # the standard deviation over the runs that succeeded
     mean_stderr: torch.Tensor        # the mean least-squares standard error
     missing_statistics: list         # why a statistic above is n/a
+    spread_verdict: str | None = None  # noise | training | too few: see spread_verdict()
+    spread_bound: float = math.nan     # the largest spread / standard error the succeeded runs' sampling allows
 
     @property
     def failed_seeds(self):
@@ -132,9 +134,8 @@ def summarize_replications(fit_result, x, ys, seeds):
     final = fit_result.final_loss.double()
     coefficients = fit_result.coefficients
     diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
-    # 1% above the run's own optimum; the small absolute term lets noise-free data (optimum 0) succeed
-    floor = 1e-6 * (ys.double() ** 2).mean().item()
-    succeeded = ~diverged & (final <= 1.01 * least.loss + floor)
+    scale = (ys.double() ** 2).mean().item()
+    succeeded = ~diverged & (final <= within_one_percent(least.loss, scale))  # of the run's own optimum
     kept, missing = coefficients[~diverged], []
     nan = torch.full((3,), math.nan, dtype=torch.float64)
     mean = kept.mean(dim=0) if len(kept) else nan
@@ -144,7 +145,41 @@ def summarize_replications(fit_result, x, ys, seeds):
         missing.append(f"the spread of the succeeded runs needs at least 2 of them ({int(succeeded.sum())} here)")
     if least.stderr is None:
         missing.append(f"a standard error needs more than 3 points ({x.numel()} here: no residual is left)")
-    return ReplicationSummary(list(seeds), succeeded, diverged, least, mean,
-                              kept.std(dim=0) if len(kept) > 1 else nan,
-                              coefficients[succeeded].std(dim=0) if int(succeeded.sum()) > 1 else nan,
-                              least.stderr.mean(dim=0) if least.stderr is not None else nan, missing)
+    summary = ReplicationSummary(list(seeds), succeeded, diverged, least, mean,
+                                 kept.std(dim=0) if len(kept) > 1 else nan,
+                                 coefficients[succeeded].std(dim=0) if int(succeeded.sum()) > 1 else nan,
+                                 least.stderr.mean(dim=0) if least.stderr is not None else nan, missing)
+    summary.spread_verdict, summary.spread_bound = spread_verdict(summary)
+    return summary
+
+
+SMALLEST_EXCESS = 1.5   # with fewer runs than it takes to tell a spread 1.5 times the standard error, say so
+
+
+def spread_verdict(summary):
+    """Whether the succeeded runs spread as the data's noise alone makes them, within sampling error.
+    Runs that each reach their own least-squares fit spread like the least-squares estimates, whose
+    standard deviation is the standard error s. The standard deviation of R such runs then lies in
+    s·[lo, hi] with probability 0.95 (spread_range). Above hi, the training adds spread. Below it,
+    the data explain the spread; but when hi is above SMALLEST_EXCESS, so few runs could not have told
+    a 1.5 times wider spread either. Returns (verdict, hi): verdict None where a statistic is n/a."""
+    runs = int(summary.succeeded.sum())
+    ratio = summary.spread_succeeded / summary.mean_stderr
+    if runs < 2 or not bool(torch.isfinite(ratio).all()):
+        return None, math.nan
+    hi = spread_range(runs)[1]
+    if ratio.max().item() > hi:
+        return "training", hi
+    return ("too few" if hi > SMALLEST_EXCESS else "noise"), hi
+
+
+def spread_range(runs):
+    """(lo, hi): the central 95% range of the sample standard deviation of `runs` normal draws, divided by the
+    true one: sqrt(q / (runs - 1)) for q the chi-square quantiles with runs - 1 degrees of freedom, by
+    Wilson and Hilferty's cube-root approximation (hi within 2% from 1 degree of freedom up)."""
+    df = runs - 1
+    quantile = [df * (1 - 2 / (9 * df) + sign * NORMAL_975 * math.sqrt(2 / (9 * df))) ** 3 for sign in (-1, 1)]
+    return tuple(math.sqrt(max(q, 0.0) / df) for q in quantile)
+
+
+NORMAL_975 = 1.959963984540054  # the standard normal's 97.5% quantile

@@ -4,7 +4,6 @@ the printed analysis, the figure, the GIF, the metrics and the saved model.
 It uses the lesson (quadratic_regression.py) as nanoGPT's train.py uses model.py: its data, its
 models (through models.py), its loops (through fit.py) and its printing.
 """
-import os
 import sys
 from dataclasses import replace
 
@@ -34,7 +33,7 @@ from .text import (
     print_stop,
     print_sweep,
 )
-from .theory import design_condition, largest_curvature, least_squares
+from .theory import design_condition, judge_stop, largest_curvature, least_squares
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 
@@ -45,7 +44,8 @@ def run(settings) -> int:
     if device is None:
         return refuse(f"--device {settings.device}: not available on this machine")
     threads = torch.get_num_threads()
-    torch.set_num_threads(threads_to_use(settings))
+    # one thread unless told otherwise: a step works on a few hundred numbers, too few to share out
+    torch.set_num_threads(settings.threads)
     try:
         with guarded_stdout() as stdout, RecordedSignals() as signals:
             if settings.explore is not None:
@@ -61,17 +61,11 @@ def run(settings) -> int:
         return ExitStatus.INTERRUPTED
     finally:
         torch.set_num_threads(threads)
+    if signals.received and status != ExitStatus.INTERRUPTED:
+        print_interrupted("a signal came after training had ended: the results above and the files written are whole")
     if stdout.exit_status == ExitStatus.IO_ERROR:
         error_line(f"could not write to standard output ({stdout.error.strerror}); the files were still written")
     return signals.exit_status or status or stdout.exit_status or ExitStatus.SUCCESS
-
-
-def threads_to_use(settings):
-    """One torch thread unless told otherwise: a step here works on a few hundred numbers (a thousand
-    runs: a few hundred thousand), too few to share out, and a second thread waits on a busy core."""
-    if settings.threads is not None:
-        return settings.threads
-    return int(os.environ.get("OMP_NUM_THREADS", "1") or 1)
 
 
 def resolve_device(name):
@@ -150,9 +144,12 @@ def run_single(settings, device, signals):
                               (x.to(device), y.to(device), signals.received), label=name,
                               record="frames" if settings.animate is not None else "path")
         fits.append(f)
+        judge_stop(f.log, f.coefficients, least)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
             print(divergence_message(f, x, y), file=sys.stderr)
+            if name != settings.models[-1]:
+                print(f"{settings.models[-1]} was not trained: {name} diverged", file=sys.stderr)
             break
         diagnoses[name] = report_fit(settings, f, x, y, least)
         if f.log.stop_reason == "interrupted":
@@ -161,6 +158,8 @@ def run_single(settings, device, signals):
         print_comparison(fits, least)
     full_batch = full_batch_fits(settings, fits, (x, y, after_data), device, signals)
     failed_writes = write_single_outputs(settings, fits, diagnoses, x, y, least, full_batch)
+    if any(c.log.stop_reason == "interrupted" for c in full_batch):
+        return ExitStatus.INTERRUPTED
     return exit_status(fits[-1].log) or written(failed_writes)
 
 
@@ -169,7 +168,7 @@ def full_batch_fits(settings, fits, data, device, signals):
     parameters, whose loss curve the figure draws beside the minibatch one. It costs one step per
     epoch, against the minibatch run's n/B, so at most half the run just made. data: (x, y, rng state)."""
     x, y, after_data = data
-    finished = all(f.log.stop_reason in ("epochs", "converged", "tol") for f in fits)
+    finished = all(f.log.stop_reason in ("epochs", "converged", "stalled", "tol") for f in fits)
     if settings.batch_size is None or settings.batch_size >= settings.samples or not settings.plot or not finished:
         return []
     full_batch_settings = replace(settings, loop="blog", batch_size=None, quiet=True)
@@ -185,14 +184,24 @@ def full_batch_fits(settings, fits, data, device, signals):
 
 
 def divergence_message(f, x, y):
-    curvature = largest_curvature(f.model, f.initial, f.standardization(x), y)
-    return explain_divergence(f.optimizer, f.lr, f.log, curvature, MODELS[f.model_name].constant_hessian)
+    inputs = f.standardization(x)
+    curvature = largest_curvature(f.model, f.initial, inputs, y)
+    batches = None
+    if f.batch_size is not None and f.batch_size < x.shape[0]:  # the points farthest out curve the most
+        farthest = inputs.abs().flatten().argsort(descending=True)[:POINTS_CHECKED]
+        batches = (f.batch_size, max(largest_curvature(f.model, f.initial, inputs[i:i + 1], y[i:i + 1])
+                                     for i in farthest.tolist()))
+    return explain_divergence(f.optimizer, f.lr, f.log, curvature, MODELS[f.model_name].constant_hessian,
+                              batches=batches, standardized=f.standardize)
+
+
+POINTS_CHECKED = 10  # one point's loss curves most at the largest |input|: its Hessian is checked at the ten
 
 
 def report_fit(settings, f, x, y, least):
     """Everything printed after a finished (or interrupted) fit; returns the model's diagnosis."""
     print_fitted(f)
-    print_stop(f, settings.tol, settings.intervals(f.epochs)[0])
+    print_stop(f, settings.tol, settings.intervals(f.epochs)[0], least)
     print_least_squares(f, least)
     diagnose = MODELS[f.model_name].diagnose
     diagnosis = diagnose(f, x, y) if diagnose is not None else None
@@ -210,6 +219,7 @@ def run_replications(settings, device, signals):
                                (x.to(device), ys.to(device), signals.received), label=f"{settings.runs} runs",
                                seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
+    judge_stop(result.log, result.coefficients, summary.least)
     print_replications(result, summary)
     if result.log.stop_reason == "interrupted":
         print_interrupted(f"interrupted after {result.log.epochs_run} epochs: "
@@ -231,7 +241,8 @@ def replica_divergence_message(result, summary, x, ys, models):
     seeds = ", ".join(str(summary.seeds[r]) for r in bad[:20]) + (" ..." if len(bad) > 20 else "")
     return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
                               MODELS[result.model_name].constant_hessian,
-                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first")
+                              what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first",
+                              standardized=result.standardize)
 
 
 def run_lr_sweep(settings, device, signals):

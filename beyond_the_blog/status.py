@@ -15,6 +15,7 @@ class ExitStatus(IntEnum):
     DIVERGED = 1        # training diverged (any run)
     BAD_ARGUMENTS = 2   # a mistake on the command line, reported before any work
     IO_ERROR = 74       # a file or standard output could not be written (EX_IOERR)
+    HANGUP = 129        # the terminal closed: 128 + SIGHUP
     INTERRUPTED = 130   # Ctrl-C: 128 + SIGINT
     PIPE_CLOSED = 141   # standard output closed early: 128 + SIGPIPE
     TERMINATED = 143    # SIGTERM: 128 + SIGTERM
@@ -25,6 +26,7 @@ MEANINGS = {
     ExitStatus.DIVERGED: "training diverged (any run)",
     ExitStatus.BAD_ARGUMENTS: "bad arguments",
     ExitStatus.IO_ERROR: "a file or standard output could not be written",
+    ExitStatus.HANGUP: "the terminal closed (SIGHUP)",
     ExitStatus.INTERRUPTED: "interrupted (Ctrl-C)",
     ExitStatus.PIPE_CLOSED: "standard output closed early",
     ExitStatus.TERMINATED: "terminated (SIGTERM)",

@@ -22,7 +22,7 @@ from .models import MODELS, Standardization, default_lr
 from .monitor import Monitor
 from .optimizers import OPTIMIZERS
 from .replicas import Replicas, SummedRunLosses
-from .theory import least_squares, params_hessian, stable_lr
+from .theory import least_squares, params_hessian, stable_lr, within_one_percent
 
 DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
 # (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
@@ -104,8 +104,9 @@ class SweepSetup:
     optimizer: str            # sgd or momentum
     epochs: int
     least_loss: float         # the least-squares loss: "epochs to 1%" is measured against it
+    scale: float              # the mean of y²: what "about 0" means for a loss (noise-free data)
     record_interval: int = 100
-    signals: list | None = None  # a list that Ctrl-C/SIGTERM fill (interruptions.RecordedSignals); None: its own
+    signals: list | None = None  # a list that Ctrl-C/SIGTERM/SIGHUP fill (interruptions.RecordedSignals); None: its own
 
 
 def train_sweep(setup, lrs, epochs=None, on_record=None):
@@ -129,7 +130,8 @@ def train_sweep(setup, lrs, epochs=None, on_record=None):
     with torch.no_grad():
         final = criterion.per_run(replicas(inputs), ys).double().cpu()
     diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
-    reached = [next((e for e, v in monitor.log.history if v[r] <= 1.01 * setup.least_loss), None)
+    near = within_one_percent(setup.least_loss, setup.scale)
+    reached = [next((e for e, v in monitor.log.history if v[r] <= near), None)
                for r in range(len(lrs))]
     return SweepRun(list(lrs), final, start_loss, diverged, reached, monitor.log.epochs_run,
                     monitor.log.stop_reason, seconds)
@@ -198,8 +200,8 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
     optimizer, epochs = options["optimizer"], options["epochs"]
     limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10
-    least = least_squares(x.cpu(), y.cpu()).loss[0].item()
-    setup = SweepSetup(model_name, model, inputs, y, least_loss=least, **options)
+    least = least_squares(x.cpu(), y.cpu())
+    setup = SweepSetup(model_name, model, inputs, y, least_loss=least.loss[0].item(), scale=least.scale, **options)
     main = log_spaced(low, 2 * limit, count)
     window, pilot, from_pilot = edge_window(setup, main, limit, local)
     together = train_sweep(setup, sorted(set(main) | set(window)), on_record=on_record)
@@ -216,7 +218,7 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
     seconds = together.seconds + sum(r.seconds for r in refined[1:]) + (pilot.seconds if pilot else 0.0)
     return Sweep(model_name, optimizer, standardize, epochs, first.lrs, first.final_loss.tolist(),
                  first.diverged.tolist(), first.epochs_to_1pct, limit, formula, local,
-                 lo if hi is not None else None, (lo, hi), fastest, least, refined,
+                 lo if hi is not None else None, (lo, hi), fastest, setup.least_loss, refined,
                  seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot)
 
 

@@ -4,10 +4,9 @@ import math
 import sys
 import textwrap
 
-import torch
-
+from .replicas import SMALLEST_EXCESS
 from .sweep import DIVERGED_FACTOR
-from .theory import TRUE_COEFFICIENTS
+from .theory import CONVERGED_ATOL, TRUE_COEFFICIENTS, distance_from_least_squares, within_one_percent
 
 
 def fixed(value, decimals=4, sign=""):
@@ -54,17 +53,32 @@ def print_model_heading(name):
     print(f"== model {name} ==")
 
 
-def print_stop(fit, tol, record_interval):
+def print_stop(fit, tol, record_interval, least):
     """Why training ended, when it was not at the last epoch."""
     log = fit.log
     if log.stop_reason == "interrupted":
         print_interrupted(f"interrupted after {log.epochs_run} epochs: the parameters above are where training stopped")
     if log.stop_reason == "converged" and log.epochs_run < fit.epochs:
-        print(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged (the loss no longer changed, "
-              "see --help)")
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged: the loss no longer changed "
+                      f"(see --help) and a, b, c are within {CONVERGED_ATOL:g} of the least-squares fit"))
+    if log.stop_reason == "stalled":
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: stalled, not converged: the loss no "
+                      f"longer changed (see --help) at {fit.final_loss:.6g}, {stall_gap(fit.final_loss, least)}, "
+                      f"and a, b or c is {distance_from_least_squares(fit.coefficients, least)[0]:.3g} from "
+                      "the least-squares fit"))
     if log.stop_reason == "tol":
         print(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
               f"(relative) over the last {record_interval} epochs")
+
+
+def stall_gap(final, least):
+    """Where a stalled loss sits against the least-squares loss: a ratio, or float32's verdict."""
+    floor = least.loss[0].item()
+    if final <= floor * (1 + 1e-6) + 1e-9 * least.scale:
+        return "the least-squares loss to float32's precision, though the coefficients are not"
+    if floor > 1e-9 * least.scale:
+        return f"{final / floor:.4g} times the least-squares loss {floor:.6g}"
+    return f"{final - floor:.3g} above the least-squares loss, which is 0 here (an exact fit)"
 
 
 def print_interrupted(message):
@@ -90,6 +104,11 @@ def print_explanation(lines):
 
 
 def print_full_batch_companion(fit, companion, batch_size):
+    if companion.log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted: the full-batch run drawn dashed beside {fit.model_name} stopped at epoch "
+                          f"{companion.log.epochs_run} of {companion.epochs}, so its curve is partial; "
+                          f"the run with batches of {batch_size} above is whole")
+        return
     print(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
           f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
 
@@ -112,13 +131,21 @@ def print_least_squares(fit, least):
             row += f"{cell(fixed(se), 12)}   [{fixed(lo)}, {fixed(hi)}] {inside} the true value"
         print(row)
     floor = least.loss[0].item()
-    print(f"  final loss {fit.final_loss:.6f}; least-squares loss {floor:.6f}, "
+    print(f"  final loss {loss_text(fit.final_loss)}; least-squares loss {loss_text(floor)}, "
           f"the floor no quadratic can beat on this data ({loss_gap(fit.final_loss, floor, least.scale)})")
+
+
+def loss_text(loss):
+    """A loss as the blog prints it (6 decimals), or in 7 significant digits once that would be long."""
+    return f"{loss:.6f}" if abs(loss) < 1e6 else f"{loss:.7g}"
 
 
 def loss_gap(final, floor, scale):
     """How far `final` is above the least-squares loss `floor`: in percent, or, when the floor is
     about 0 (a noise-free or 3-point fit, which a quadratic matches exactly), in absolute terms."""
+    if floor > 1e-9 * scale and final < floor:  # float32's loss rounds differently from float64's
+        return (f"{100 * (final - floor) / floor:+.4f}%: the fit does not beat the floor, float32 rounds its "
+                "loss differently from float64")
     if floor > 1e-9 * scale:
         return f"{100 * (final - floor) / floor:+.4f}%"
     if final <= 1e-9 * scale:
@@ -126,8 +153,9 @@ def loss_gap(final, floor, scale):
     return f"the least-squares fit is exact here; this fit is {final - floor:+.3g} above it"
 
 
-def first_epoch_within(history, floor, rel):
-    return next((e for e, v in history if v <= floor * (1 + rel)), None)
+def first_epoch_within_one_percent(history, least):
+    near = within_one_percent(least.loss[0].item(), least.scale)
+    return next((e for e, v in history if v <= near), None)
 
 
 def print_comparison(fits, least):
@@ -137,19 +165,20 @@ def print_comparison(fits, least):
     print(f"  {'':24s}" + "".join(f"{f.model_name:>34s}" for f in fits))
     rows = [("epochs run", [str(f.log.epochs_run) for f in fits]),
             ("training seconds", [f"{f.log.seconds:.2f}" for f in fits]),
-            ("final loss", [f"{f.final_loss:.6f}" for f in fits]),
+            ("final loss", [loss_text(f.final_loss) for f in fits]),
             ("fitted y =", [format_quadratic(f.coefficients[0], 3) for f in fits]),
             ("max |coef - least sq.|",
              [f"{(f.coefficients[0] - least.coefficients[0]).abs().max():.4f}" for f in fits])]
     for label, values in rows:
         print(f"  {label:24s}" + "".join(f"{v:>34s}" for v in values))
     floor = least.loss[0].item()
-    reached = {f.model_name: first_epoch_within(f.log.history, floor, 0.01) for f in fits}
+    reached = {f.model_name: first_epoch_within_one_percent(f.log.history, least) for f in fits}
     print(f"  least-squares loss {floor:.6f}; first logged epoch within 1% of it: "
           + ", ".join(f"{k} {v if v else 'never'}" for k, v in reached.items()))
     if all(reached.values()):
-        print(f"  linear got there {reached['params'] / reached['linear']:.1f} times sooner "
-              "(the blog says 500000/20000 = 25)")
+        ratio = reached["params"] / reached["linear"]
+        pace = f"{ratio:.1f} times sooner" if ratio >= 1 else f"{1 / ratio:.1f} times later"
+        print(f"  linear got there {pace} (the blog says 500000/20000 = 25 times sooner)")
 
 
 def print_replications(fit, summary):
@@ -173,15 +202,16 @@ def print_replications(fit, summary):
               f"{cell(statistic(summary.mean_stderr[i]), 20)}")
     for reason in summary.missing_statistics:
         print(f"  n/a: {reason}")
-    comparable = torch.isfinite(summary.coefficients_std).all() and torch.isfinite(summary.mean_stderr).all()
-    if not comparable:
-        return
-    if bool((summary.coefficients_std <= 1.5 * summary.mean_stderr).all()):
-        print("  the spread across runs matches the least-squares standard error: "
-              "it is the noise in the data, not the training")
-    else:
-        print("  the spread across runs is wider than the least-squares standard error: "
-              "the training, not the data, adds it" + (" (the failed runs)" if failed else ""))
+    verdict, hi, succeeded = summary.spread_verdict, summary.spread_bound, int(summary.succeeded.sum())
+    within = f"{succeeded} runs' standard deviation is within {hi:.2f} times the standard error 95% of the time"
+    lines = {"training": f"the spread of the {succeeded} succeeded runs is wider than the least-squares standard "
+                         f"error allows ({within}): the training adds to it",
+             "noise": f"the spread of the {succeeded} succeeded runs matches the least-squares standard error "
+                      f"({within}): it is the noise in the data, not the training",
+             "too few": f"too few runs to tell whether the training adds to the spread: {within}, so even a "
+                        f"spread {SMALLEST_EXCESS:g} times wider could pass for noise"}
+    if verdict is not None:
+        print(wrapped("  " + lines[verdict]))
 
 
 def seed_list(seeds, most=20):
@@ -201,28 +231,29 @@ def print_sweep(sweep):
     space = "z = (x - mean)/std" if sweep.standardize else "x"
     lrs = sweep.lrs
     print()
-    print(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
+    print(wrapped(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
           f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
           f"with {window_words(sweep)} ({sweep.seconds:.2f} s, "
           f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''}"
-          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''})")
+          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''})"))
     times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
     print(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss")
     where = ("local: from the Hessian at the start; the product's curvature changes as it trains"
              if sweep.edge_is_local else "exact: the Hessian of this bowl is the same everywhere")
-    print(f"  predicted limit {sweep.edge_formula} = {sweep.predicted_edge:.4g} ({where})")
+    print(wrapped(f"  predicted limit {sweep.edge_formula} = {sweep.predicted_edge:.4g} ({where})"))
     lo, hi = sweep.edge_bracket
     provisional = " (provisional: training was interrupted)" if sweep.stop_reason == "interrupted" else ""
     if sweep.measured_edge is not None:
-        print(f"  measured limit{provisional} {sweep.measured_edge:.4g}: the largest lr that did not diverge "
-              f"({hi:.4g} did), to 1%; {sweep.measured_edge / sweep.predicted_edge:.4f} times the prediction")
+        print(wrapped(f"  measured limit{provisional} {sweep.measured_edge:.4g}: the largest lr that did not diverge "
+                      f"in this sweep ({hi:.4g} did), pinned down to {100 * (hi / lo - 1):.2g}%; "
+                      f"{sweep.measured_edge / sweep.predicted_edge:.4f} times the prediction"))
     elif lo is None:
         print(f"  measured limit{provisional}: none, every learning rate diverged")
     else:
         print(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged")
     if sweep.fastest_lr is not None:
-        print(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks the "
-              "slowest error most per epoch")
+        print(wrapped(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks "
+                      "the slowest error most per epoch"))
     print_sweep_table(sweep)
 
 

@@ -45,6 +45,30 @@ def least_squares(x, y):
     return LeastSquares(solution.T, loss, stderr, t95, (targets[:, 0] ** 2).mean().item())
 
 
+def within_one_percent(floor, scale):
+    """The loss below which a run counts as "within 1% of the least-squares loss" `floor`. The small term
+    in scale (the mean of y²) lets noise-free data, whose floor is 0 and float32 cannot reach, count too."""
+    return 1.01 * floor + 1e-6 * scale
+
+
+CONVERGED_ATOL = 0.01  # "converged": a, b and c each within this of the least-squares fit, in x's units
+
+
+def distance_from_least_squares(coefficients, least):
+    """(runs,) the largest |fitted - least squares| over a, b and c, in float64: how far each run is
+    from the fit no quadratic can beat. A stop rule that fires farther away than CONVERGED_ATOL has
+    found a stall (the loss stopped changing in float32), not the optimum."""
+    return (coefficients.double().cpu() - least.coefficients).abs().max(dim=1).values
+
+
+def judge_stop(log, coefficients, least):
+    """A stop rule fires when the loss stops changing, which a stall does too: keep "converged" only
+    where every run is within CONVERGED_ATOL of its least-squares fit, and call the rest "stalled"."""
+    if log.stop_reason == "converged" and not bool((distance_from_least_squares(coefficients, least)
+                                                     <= CONVERGED_ATOL).all()):
+        log.stop_reason = "stalled"
+
+
 @functools.cache  # 100000 Python-level density evaluations: computed once per (p, df)
 def student_t_quantile(p, df):
     """The p-quantile of Student's t with df degrees of freedom, for p > 0.5, by bisection on

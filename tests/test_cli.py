@@ -85,6 +85,12 @@ def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path
     (["--batch-size", "10", "--optimizer", "lbfgs"], "lbfgs"),
     (["--batch-size", "0"], "--batch-size must be between 1 and --samples 100"),
     (["--batch-size", "21", "--samples", "20"], "--batch-size must be between 1 and --samples 20"),
+    (["--lr-sweep", "8", "--batch-size", "10"], "drop --batch-size / --gradients manual"),
+    (["--lr-sweep", "8", "--gradients", "manual"], "drop --batch-size / --gradients manual"),
+    (["--tol", "1e-6", "--epochs", "150", "--log-interval", "100"], "could never stop the run"),
+    (["--tol", "1e-6", "--optimizer", "lbfgs", "--log-interval", "15"], "could never stop the run"),
+    (["--lr-sweep", "4096", "--samples", "100000"], "GiB of memory"),
+    (["--threads", "100000"], "--threads must be from 1 to"),
 ])
 def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, args, reason):
     result = run_script(*args, cwd=tmp_path)

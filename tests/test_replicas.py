@@ -11,7 +11,7 @@ from conftest import fit, run_script, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog.models import MODELS
-from beyond_the_blog.replicas import Replicas, replication_data, summarize_replications
+from beyond_the_blog.replicas import Replicas, replication_data, spread_range, summarize_replications
 
 REPLICATION_CASES = [("params", "sgd", False, 3000), ("linear", "sgd", False, 3000),
                      ("linear", "adam", False, 1000), ("params", "momentum", True, 300), ("linear", "sgd", True, 500)]
@@ -101,3 +101,50 @@ def test_too_few_runs_for_a_statistic_say_why(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not re.search(r"\bnan\b", result.stdout.lower())
     assert "n/a: a standard error needs more than 3 points" in result.stdout
+
+
+def test_the_spread_range_is_the_sampling_range_of_a_standard_deviation():
+    rng = np.random.default_rng(0)
+    for runs in (2, 3, 5, 9, 20, 200):
+        drawn = rng.standard_normal((200_000, runs)).std(axis=1, ddof=1)  # standard deviations of runs draws
+        assert spread_range(runs)[1] == pytest.approx(np.quantile(drawn, 0.975), rel=0.02), runs
+
+
+@pytest.mark.parametrize("runs", [3, 40])
+def test_the_runs_verdict_follows_from_the_runs_and_their_number(tmp_path, runs):
+    result = run_script("--runs", runs, "--optimizer", "momentum", "--standardize", "-q", "--no-plot", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    fits, stderrs = [], []
+    for seed in range(runs):  # each run's own least-squares fit and standard errors, numpy float64
+        torch.manual_seed(seed)
+        x, y = (t.double().numpy().ravel() for t in qr.make_data())
+        design = np.stack([x**2, x, np.ones_like(x)], axis=1)
+        best, residual = np.linalg.lstsq(design, y, rcond=None)[:2]
+        fits.append(best)
+        stderrs.append(np.sqrt(residual[0] / (len(x) - 3) * np.linalg.inv(design.T @ design).diagonal()))
+    ratio = (np.std(fits, axis=0, ddof=1) / np.mean(stderrs, axis=0)).max()
+    drawn = np.random.default_rng(1).standard_normal((100_000, runs)).std(axis=1, ddof=1)
+    hi = np.quantile(drawn, 0.975)
+    out = " ".join(result.stdout.split())
+    if ratio > hi * 1.02:
+        assert "the training adds to it" in out
+    elif hi > 1.5 * 1.02:
+        assert "too few runs to tell" in out
+    elif hi < 1.5 / 1.02 and ratio < hi / 1.02:
+        assert "it is the noise in the data" in out
+    assert ("too few runs to tell" in out) == (runs == 3)
+
+
+def test_saved_replications_load_into_the_model_class_run_by_run(tmp_path):
+    result = run_script("--runs", 3, "--seed", 4, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                        "--save-model", "runs.pt", "--metrics", "m.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    saved = torch.load(tmp_path / "runs.pt")
+    for r, seed in enumerate(range(4, 7)):
+        model = MODELS["linear"].build()
+        model.load_state_dict(saved[r])  # strict: every name and shape of the class
+        alone = run_script("--seed", seed, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                           "--save-model", f"alone{r}.pt", cwd=tmp_path)
+        assert alone.returncode == 0
+        for name, tensor in torch.load(tmp_path / f"alone{r}.pt").items():
+            torch.testing.assert_close(model.state_dict()[name], tensor)  # to float32 rounding, as the runs are

@@ -52,7 +52,7 @@ def test_ctrl_c_while_starting_up_is_quiet(delay, tmp_path):
     assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
 
 
-@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
 def test_signals_during_training_keep_the_outputs_even_when_repeated(signum, status, tmp_path):
     process = start(tmp_path, "--model", "params", "--metrics", "m.json", "--plot", "c.png")
     assert process.stdout.readline().startswith("Epoch[100/500000]")

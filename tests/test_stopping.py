@@ -58,6 +58,22 @@ def test_momentum_and_adam_stop_once_converged_at_least_squares(tmp_path, capsys
     assert "converged" in {metrics[name]["stop_reason"] for name in ("params", "linear")}
 
 
+@pytest.mark.parametrize("args,data", [(("--optimizer", "momentum", "--lr", "1e-30"), {}),
+                                       (("--optimizer", "adam", "--lr", "1e-8"), {}),
+                                       (("--optimizer", "lbfgs", "--lr", "1e-12"), {}),
+                                       (("--optimizer", "lbfgs", "--x-range", "0", "0.05"), {"x_range": (0, 0.05)}),
+                                       (("--optimizer", "lbfgs", "--noise", "1e18"), {"noise": 1e18})])
+def test_a_stop_far_from_least_squares_is_called_stalled_not_converged(tmp_path, capsys, args, data):
+    status, out, metrics = metrics_of(tmp_path, capsys, *args, "-q")
+    x, y = seeded_data(0, **data)
+    distance = np.abs([metrics["coefficients"][k] - polyfit(x, y)[i] for i, k in enumerate("abc")]).max()
+    assert status == 0 and distance > 0.01, distance  # the stop rule fired far from the optimum
+    assert metrics["stop_reason"] == "stalled" and "converged" not in out.replace("not converged", "")
+    assert f"stopped at epoch {metrics['epochs_run']} of " in out and "stalled, not converged" in out
+    gap = re.search(r"a, b or c is (\S+) from", " ".join(out.split()))
+    assert float(gap[1]) == pytest.approx(distance, rel=1e-2)
+
+
 def test_explicit_epochs_and_the_blogs_sgd_run_every_epoch(tmp_path, capsys):
     status, _, metrics = metrics_of(tmp_path, capsys, "--optimizer", "lbfgs", "--epochs", "20", "-q")
     assert status == 0 and metrics["stop_reason"] == "epochs" and metrics["epochs_run"] == 20
@@ -84,6 +100,6 @@ def test_the_help_states_the_rule_the_code_applies(tmp_path):
     result = run_script("--help", cwd=tmp_path)
     stated = re.search(r"changed by at most (\S+) \(relative\)", " ".join(result.stdout.split()))
     assert float(stated[1]) == monitor.CONVERGED_RTOL
-    for reason in ("epochs", "converged", "tol", "diverged", "interrupted"):
+    for reason in ("epochs", "converged", "stalled", "tol", "diverged", "interrupted"):
         assert reason in cli.STOPPING
     assert "--gradients {autograd,manual}" in result.stdout and "--batch-size B" in result.stdout

@@ -1,0 +1,126 @@
+"""Accidents a user meets without a mistake on the command line: targets that are not regular files,
+a standard output that cannot take what is printed, an environment torch or matplotlib dislike.
+None may cost a file, replace what is not a regular file, or print a traceback."""
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+from conftest import SCRIPT, clean_env, run_script
+
+SHORT = ("--model", "linear", "--epochs", "50", "-q")
+
+
+def one_line_refusal(result, *words):
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and all(w in result.stderr for w in words), result.stderr
+
+
+def test_a_device_is_written_into_and_stays_a_device(tmp_path):
+    result = run_script(*SHORT, "--no-plot", "--metrics", "/dev/null", "--save-model", "/dev/null", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode) and "metrics written to /dev/null" in result.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_a_full_device_fails_the_write_and_stays_a_device(tmp_path):
+    result = run_script(*SHORT, "--no-plot", "--metrics", "/dev/full", cwd=tmp_path)
+    assert result.returncode == 74 and "Traceback" not in result.stderr and "/dev/full" in result.stderr
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_a_fifo_is_written_into_and_its_reader_gets_the_json(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = run_script(*SHORT, "--no-plot", "--metrics", fifo, cwd=tmp_path)
+    reader.join(30)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and json.loads(received[0])["epochs_run"] == 50
+
+
+def test_stdout_as_a_target_never_replaces_what_stdout_writes_to(tmp_path):
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stream:  # --metrics /dev/stdout > out.txt
+        result = subprocess.run([sys.executable, str(SCRIPT), *SHORT, "--no-plot", "--metrics", "/dev/stdout"],
+                                cwd=tmp_path, env=clean_env(), stdout=stream, stderr=subprocess.PIPE, text=True,
+                                timeout=120)
+    one_line_refusal(result, "/dev/stdout", "another file name")
+    assert out.is_file() and not out.is_symlink()
+    piped = subprocess.run([sys.executable, str(SCRIPT), *SHORT, "--no-plot", "--metrics", "/dev/stdout"],
+                           cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0, piped.stderr  # stdout is a pipe: the JSON goes down it, after the results
+    assert '"epochs_run": 50' in piped.stdout and "fitted: y =" in piped.stdout
+
+
+def test_a_socket_is_refused_before_training(tmp_path):
+    path = tmp_path / "s.json"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    try:
+        one_line_refusal(run_script(*SHORT, "--no-plot", "--metrics", path, cwd=tmp_path), "socket")
+    finally:
+        server.close()
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
+def test_a_path_stdout_cannot_encode_costs_nothing(tmp_path):
+    result = run_script(*SHORT, "--plot", "图.png", "--metrics", "m.json", cwd=tmp_path,
+                        env=clean_env(PYTHONIOENCODING="cp1252"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "figure written to \\u56fe.png" in result.stdout
+    assert (tmp_path / "图.png").is_file() and json.loads((tmp_path / "m.json").read_text())["epochs_run"] == 50
+
+
+def test_a_closed_stdout_costs_no_file(tmp_path):
+    result = subprocess.run(f"{sys.executable} {SCRIPT} {' '.join(SHORT)} --plot c.png --metrics m.json >&-",
+                            shell=True, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["epochs_run"] == 50 and (tmp_path / "c.png").is_file()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2,1", "100000", ""])
+def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
+    result = run_script(*SHORT, "--no-plot", "--metrics", "m.json", cwd=tmp_path, env=clean_env(OMP_NUM_THREADS=value))
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "OMP_NUM_THREADS" in result.stderr and "libgomp" not in result.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == 1
+
+
+def test_thread_counts_are_bounded_by_the_cores(tmp_path):
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    one_line_refusal(run_script("--threads", 100000, cwd=tmp_path), "--threads", f"from 1 to {cores}")
+    result = run_script(*SHORT, "--no-plot", "--metrics", "m.json", cwd=tmp_path,
+                        env=clean_env(OMP_NUM_THREADS=str(cores)))
+    assert result.returncode == 0 and not result.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == cores
+
+
+@pytest.mark.parametrize("args,env,words", [(("--animate", ".gif"), {}, ("--animate", ".gif")),
+                                            (("--animate", "out/.GIF"), {}, ("--animate",)),
+                                            (("--plot", "a.png"), {"MPLBACKEND": "nonsense"}, ("MPLBACKEND",))])
+def test_what_would_fail_after_training_is_refused_before_it(tmp_path, args, env, words):
+    result = run_script("--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
+    one_line_refusal(result, *words)
+    assert "Epoch[" not in result.stdout and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("env", [{"MPLCONFIGDIR": "/proc/no/such"}, {"HOME": "/proc/no/such"},
+                                 {"MPLBACKEND": "TkAgg", "DISPLAY": ":97"}])
+def test_matplotlib_settings_make_no_noise(tmp_path, env):
+    result = run_script(*SHORT, "--plot", "a.png", cwd=tmp_path, env=clean_env(**env))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "a.png").is_file()
+
+
+@pytest.mark.parametrize("name", ["a.eps", "a.ps", "a.svg", "a.pdf"])
+def test_every_figure_format_is_written_without_a_warning(tmp_path, name):
+    result = run_script(*SHORT, "--plot", name, cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / name).stat().st_size > 1000
