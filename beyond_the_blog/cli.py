@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 
 from .environment import available_cores, matplotlib_problem, memory_available, memory_needed, threads_from_environment
+from .explorer_options import add_explore_option, check_explore
 from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
 from .optimizers import MOMENTUM, OPTIMIZERS
@@ -85,6 +86,7 @@ def build_parser():
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
     add_beyond_options(add)
+    add_explore_option(add)
     return parser
 
 
@@ -115,7 +117,7 @@ def add_beyond_options(add):
 def check_outputs(parser, args):
     """Fail now, not after a minute of training, if an output cannot be written where asked."""
     outputs = {"--plot": args.plot, "--animate": args.animate, "--metrics": args.metrics,
-               "--save-model": args.save_model, "--landscape": args.landscape}
+               "--save-model": args.save_model, "--landscape": args.landscape, "--explore": args.explore}
     if args.plot is None and not args.no_plot:
         outputs["--plot"] = default_plot_path(args.model, args.runs, args.lr_sweep)
     try:
@@ -281,6 +283,7 @@ class Settings:
     stop_when_converged: bool  # momentum/adam/lbfgs at their default epochs (see STOPPING)
     landscape: str | None     # --landscape PATH
     lr_sweep: int | None      # --lr-sweep N
+    explore: object = None    # --explore PATH.html: an explorer_options.ExploreRequest
 
     def intervals(self, epochs):
         """(record, print): the loss is kept every `record` epochs (for the plot and --tol) and printed
@@ -291,7 +294,7 @@ class Settings:
         return self.log_interval or default, self.log_interval
 
 
-def resolve(args):
+def resolve(args, explore=None):
     """The Settings for checked arguments: every default filled in, once."""
     models = BLOG_MODELS if args.model == "both" else (args.model,)
     plot = (None if args.no_plot else figure_name(args.plot) if args.plot
@@ -308,7 +311,7 @@ def resolve(args):
         batch_size=args.batch_size,
         stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early
                              and all(MODELS[m].stop_when_converged for m in models)),
-        landscape=args.landscape and figure_name(args.landscape), lr_sweep=args.lr_sweep)
+        landscape=args.landscape and figure_name(args.landscape), lr_sweep=args.lr_sweep, explore=explore)
 
 
 def parse_args(argv=None):
@@ -319,8 +322,9 @@ def parse_args(argv=None):
     check_combinations(parser, args)
     check_tol(parser, args)
     check_stages(parser, args)
+    explore = check_explore(parser, args, argv)
     check_outputs(parser, args)
-    return resolve(args)
+    return resolve(args, explore)
 
 
 def main(argv=None) -> int:

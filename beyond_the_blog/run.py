@@ -12,6 +12,7 @@ import torch
 import quadratic_regression as lesson
 
 from .explain import explain, explain_divergence
+from .explorer import run_explorer
 from .fit import FitConfig, fit
 from .interruptions import RecordedSignals, guarded_stdout
 from .models import MODELS
@@ -47,7 +48,9 @@ def run(settings) -> int:
     torch.set_num_threads(settings.threads)
     try:
         with guarded_stdout() as stdout, RecordedSignals() as signals:
-            if settings.lr_sweep is not None:
+            if settings.explore is not None:
+                status = run_explorer(settings, device, signals)
+            elif settings.lr_sweep is not None:
                 status = run_lr_sweep(settings, device, signals)
             elif settings.runs > 1:
                 status = run_replications(settings, device, signals)

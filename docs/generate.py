@@ -137,6 +137,64 @@ def bowl_table():
     return "\n".join(rows)
 
 
+def explorer_data(path="docs/explorer.html"):
+    """The runs embedded in an explorer page: the same JSON that --metrics writes beside it."""
+    import re
+    html = (ROOT / path).read_text(encoding="utf-8")
+    return json.loads(re.search(r'id="explorer-data">(.*?)</script>', html, re.S)[1])["explorer"]
+
+
+def explorer_table(path="docs/explorer.html"):
+    """Per setting of the committed page: its limit, the default lr's run, and the smallest lr that diverged."""
+    data = explorer_data(path)
+    floor = data["least_squares"]["loss"]
+    rows = ["| setting | epochs | predicted limit | default lr | its last loss | first record within 1% of "
+            "least squares | smallest lr that diverged | at epoch |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in data["settings"]:
+        r = s["lrs"].index(s["default_lr"])
+        within = next((e for e, v in zip(s["recorded_epochs"], s["loss"][r]) if v is not None and v <= 1.01 * floor),
+                      None)
+        diverged = [(lr, k) for lr, k in zip(s["lrs"], s["diverged_at_epoch"]) if k is not None]
+        smallest = f"{min(diverged)[0]:.3g} | {min(diverged)[1]}" if diverged else "none |"
+        where = " at the start" if s["limit_is_local"] else ""
+        rows.append(f"| {s['model']} on {s['inputs']}, {s['optimizer']} | {s['epochs']} "
+                    f"| {s['limit_formula']} = {s['limit']:.3g}{where} | {s['default_lr']:g} | {s['loss'][r][-1]:.6f} "
+                    f"| {within if within is not None else 'not reached'} | {smallest} |")
+    return "\n".join(rows)
+
+
+def explorer_cost(path="docs/explorer.html"):
+    """The page's size and training time, against one default params run's, as the benchmark last measured it."""
+    import plotly
+    data = explorer_data(path)
+    bench = json.loads((ROOT / "docs" / "bench-results.json").read_text())
+    single = next(row["cli_default"]["seconds"] for row in bench["time_to_fit"]
+                  if (row["model"], row["optimizer"], row["standardize"]) == ("params", "sgd", False))
+    total = sum(s["train_seconds"] for s in data["settings"])
+    runs = sum(len(s["lrs"]) for s in data["settings"])
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    return (f"The page in this folder trained its {runs} runs in {total:.1f} s, all eight settings together.\n"
+            f"The benchmark's last full run timed one default `--model params` run at {single:.1f} s of training.\n"
+            f"The page is {(ROOT / path).stat().st_size / 2**20:.1f} MB; plotly.js is "
+            f"{plotly_js.stat().st_size / 2**20:.1f} MB of it.\n")
+
+
+def explorer_product(path="docs/explorer.html"):
+    """What the product's runs on x with plain SGD did around the limit predicted at their start."""
+    data = explorer_data(path)
+    s = next(s for s in data["settings"] if (s["model"], s["inputs"], s["optimizer"]) == ("linear", "x", "sgd"))
+    runs = list(zip(s["lrs"], s["diverged_at_epoch"], s["within_1pct_of_least_squares"], s["end_point_limits"]))
+    survived = sum(lr > s["limit"] and k is None for lr, k, _, _ in runs)
+    diverged_below = sum(lr < s["limit"] and k is not None for lr, k, _, _ in runs)
+    edge = [lr for lr, _, near, end in runs if near and end and abs(end / lr - 1) < 0.01]
+    lines = [f"On x with plain SGD, {diverged_below} of the product's runs diverged below the start's limit "
+             f"{s['limit']:.3g}, and {survived} above it did not."]
+    if edge:
+        lines.append(f"The run at lr {edge[-1]:.3g} reached least squares, to 1%, at a point where 2/λmax is its "
+                     "own lr, to 1%: the edge of stability.")
+    return "\n".join(lines) + "\n"
+
+
 def metrics_keys(arguments):
     """The top-level keys of a run's metrics, each with the type of its value."""
     run = metrics(arguments)

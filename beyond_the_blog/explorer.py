@@ -1,0 +1,63 @@
+"""--explore PATH.html, start to end: the data and each model's start as a single run draws them, every setting's
+runs (explorer_runs.py), a line about each, then the page (explorer_page.py) and, if asked, the same data as
+the --metrics JSON."""
+import sys
+
+from .explorer_page import megabytes, page_bytes, page_data
+from .explorer_runs import data_and_starts, settings_asked, train_setting
+from .models import default_epochs
+from .monitor import Progress
+from .outputs import write_each, write_json
+from .status import PROG, ExitStatus
+from .text import print_interrupted, wrapped
+
+
+def run_explorer(settings, device, signals):
+    """Train every setting the request asks for, print a line about each, write the page; the exit status."""
+    from .run import data_problem, refuse  # run.py imports this module: its helpers are taken when called
+    request = settings.explore
+    x, y, starts = data_and_starts(request.models, settings.seed, (settings.samples, settings.noise, settings.x_range))
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
+    explored = []
+    for setting in settings_asked(request.models, request.standardizations, request.optimizers):
+        epochs = request.epochs or default_epochs(setting.optimizer, setting.model_name, setting.standardize)
+        progress = Progress(epochs, 0, settings.quiet, label=setting.label)
+        try:
+            runs = train_setting(setting, (x.to(device), y.to(device), starts[setting.model_name].to(device)),
+                                 epochs, signals.received, progress)
+        finally:
+            progress.close()
+        if runs is None:
+            print_interrupted(f"interrupted while training {setting.label}: no page written")
+            return ExitStatus.INTERRUPTED
+        print_explored(runs)
+        explored.append(runs)
+    data = page_data(explored, x, y, (settings.seed, settings.samples, settings.noise, settings.x_range))
+    try:
+        html = page_bytes(data)
+    except ValueError as error:
+        print(f"{PROG}: error: could not write --explore {request.path}: {error}", file=sys.stderr)
+        return ExitStatus.IO_ERROR
+    outputs = [("--explore", request.path, lambda path: write_bytes(path, html),
+                f"explorer written to {request.path} ({megabytes(len(html))}): open it in a browser")]
+    if settings.metrics:
+        outputs.append(("--metrics", settings.metrics, lambda path: write_json(path, data),
+                        f"metrics written to {settings.metrics}"))
+    return ExitStatus.IO_ERROR if write_each(outputs) else ExitStatus.SUCCESS
+
+
+def write_bytes(path, content):
+    with open(path, "wb") as f:
+        f.write(content)
+
+
+def print_explored(runs):
+    """One line per setting: what was trained, how long it took, the limit, which runs diverged."""
+    diverged = [lr for lr, k in zip(runs.lrs, runs.diverged_at) if k is not None]
+    where = "at the start" if runs.limit_is_local else "exact: the Hessian is constant"
+    verdict = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none diverged"
+    print(wrapped(f"{runs.setting.label}: {len(runs.lrs)} lrs x {runs.epochs} epochs in {runs.seconds:.1f} s; "
+                  f"predicted limit {runs.limit_formula} = {runs.limit:.3g} ({where}); {verdict}"))
+    sys.stdout.flush()
