@@ -13,11 +13,14 @@ import torch
 from .models import MODELS
 from .theory import TRUE_COEFFICIENTS, bowl, path_on_bowl, slice_extent
 
+READABLE = {"font.size": 11, "legend.fontsize": 10, "axes.titlesize": 11}  # at least 9 pt at the README's width
 NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
 
 
 def new_figure(show, **kwargs):
     """A pyplot figure when a window will be shown, else a bare Figure: no GUI, no global state."""
+    import matplotlib
+    matplotlib.rcParams.update(READABLE)
     if show:
         import matplotlib.pyplot as plt
         return plt.figure(**kwargs)
@@ -67,13 +70,13 @@ def draw_fit(ax, x, y, fits, least, title):
     grid = np.linspace(float(x.min()), float(x.max()), 400)
     xs, ys, label = data_points(x, y, "Original Data")
     ax.plot(xs, ys, "ro", markersize=3, label=label)
-    for label, coefficients, color in fits:
-        if torch.isfinite(torch.as_tensor(coefficients)).all():  # a diverged fit has no curve to draw
-            ax.plot(grid, curve(coefficients, grid), color=color, linewidth=2, label=label)
     ax.plot(grid, curve(TRUE_COEFFICIENTS, grid), color="gray", linewidth=1, label="True: (x-4)(x-8)")
     ax.plot(grid, curve(least.coefficients[0], grid), "k--", linewidth=1, label="Least squares")
+    for label, coefficients, color in fits:  # drawn last, as a wide band: the thin references show through it
+        if torch.isfinite(torch.as_tensor(coefficients)).all():  # a diverged fit has no curve to draw
+            ax.plot(grid, curve(coefficients, grid), color=color, linewidth=6, alpha=0.45, label=label, zorder=3)
     ax.set(xlabel="x", ylabel="y", title=title)
-    ax.legend()
+    ax.legend(loc="upper center")  # the parabola leaves the top middle empty
 
 
 def draw_losses(ax, curves, least_loss):
@@ -132,15 +135,16 @@ def draw_replica_fits(ax, fit_result, x, ys, summary):
     ok, drawable = summary.succeeded, ~summary.diverged  # a diverged run's curve is not a fit
     failed = int((~ok).sum())
     not_drawn = f" ({int(summary.diverged.sum())} diverged, not drawn)" if summary.diverged.any() else ""
-    styles = ((ok, dict(colors=MODELS[fit_result.model_name].color, alpha=max(0.03, min(0.5, 10 / runs)),
-                        label=f"{int(ok.sum())} succeeded fits")),
-              (~ok & drawable, dict(colors="purple", alpha=max(0.1, min(0.7, 20 / max(1, failed))),
-                                    linestyles="--", label=f"{failed} failed fits{not_drawn}")))
+    ax.plot(grid, curve(TRUE_COEFFICIENTS, grid), "k--", linewidth=1, label="True: (x-4)(x-8)", zorder=1)
+    # the failed fits first, the succeeded ones last and on top: they are the point, and the true curve under them
+    styles = ((~ok & drawable, dict(colors="purple", alpha=max(0.1, min(0.7, 20 / max(1, failed))),
+                                    linestyles="--", label=f"{failed} failed fits{not_drawn}", zorder=2)),
+              (ok, dict(colors=MODELS[fit_result.model_name].color, alpha=max(0.05, min(0.5, 10 / runs)),
+                        label=f"{int(ok.sum())} succeeded fits", zorder=3)))
     for chosen, style in styles:
         if chosen.any():  # one LineCollection draws thousands of curves at the cost of one
             curves = [np.column_stack([grid, curve(c, grid)]) for c in fit_result.coefficients[chosen]]
-            ax.add_collection(LineCollection(curves, linewidths=1, **style))
-    ax.plot(grid, curve(TRUE_COEFFICIENTS, grid), "k--", linewidth=1, label="True: (x-4)(x-8)")
+            ax.add_collection(LineCollection(curves, linewidths=2, **style))
     ax.set(xlabel="x", ylabel="y", title=f"model {fit_result.model_name}, {runs} runs: "
            f"{int(summary.succeeded.sum())} reached least squares")
     for handle in ax.legend().legend_handles:
@@ -220,7 +224,7 @@ def plot_landscape(fits, x, y, path, show=False):
     draw_eigen_errors(axes[1], the_bowl, paths, fits)
     if product:
         draw_balance(axes[2], product[0])
-    save(fig, path, dpi=90)
+    save(fig, path, dpi=100)
     return fig
 
 
@@ -332,7 +336,7 @@ def plot_sweep(sweep, path, show=False):
         mark_rates(ax, sweep)
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap on a short range
     loss_ax.legend(fontsize=8, loc="best")
-    save(fig, path, dpi=90)
+    save(fig, path, dpi=100)
     return fig
 
 

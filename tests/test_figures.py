@@ -16,8 +16,11 @@ def test_figure_has_fit_and_loss_panels(tmp_path):
     fig = figures.plot_fits([result], x, y, theory.least_squares(x, y), path=str(tmp_path / "fit.png"), show=False)
     left, right = fig.axes
     labels = [line.get_label() for line in left.get_lines()]
-    assert labels == ["Original Data", "Fitting Line", "True: (x-4)(x-8)", "Least squares"]
-    assert left.get_lines()[3].get_linestyle() == "--"
+    assert labels == ["Original Data", "True: (x-4)(x-8)", "Least squares", "Fitting Line"]
+    assert left.get_lines()[2].get_linestyle() == "--"
+    fitted = left.get_lines()[3]  # drawn last and on top, wider than the references: it stays visible over them
+    assert fitted.get_zorder() > max(line.get_zorder() for line in left.get_lines()[:3])
+    assert fitted.get_linewidth() > 2 * max(line.get_linewidth() for line in left.get_lines()[1:3])
     assert right.get_xscale() == "log" and right.get_yscale() == "log"
     epochs = right.get_lines()[0].get_xdata()
     assert list(epochs) == [e for e, _ in result.log.history]
