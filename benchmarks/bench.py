@@ -284,7 +284,7 @@ def markdown_time_to_fit(rows_of_all):
             lines.append(f"\n{model_name}: best {best['optimizer']}{' --standardize' if best['standardize'] else ''} "
                          f"in {best['seconds']:.4f} s, against {blog['seconds']:.2f} s for the blog's settings "
                          f"({blog['seconds'] / best['seconds']:.0f}× faster"
-                         f"{'' if blog['reached'] else ', and the blog never gets within 0.01'})")
+                         f"{'' if blog['reached'] else ', and the blog never gets within 0.01'}).")
     return lines
 
 
@@ -299,7 +299,7 @@ def markdown(report):
               f"{f['manual_ratio']:.2f} |", "",
               f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
               f"every logged loss identical: {f['identical_losses']} (autograd), "
-              f"{f['manual_identical_losses']} (manual)", ""]
+              f"{f['manual_identical_losses']} (manual).", ""]
     lines += markdown_time_to_fit(report["time_to_fit"])
     lines += ["", "### `--optimizer lbfgs` as the command line runs it (default epochs and stop rule), "
                   f"seeds 0-9 (each seed's median of {report['lbfgs_default'][0]['repeats']} runs)", "",
@@ -319,7 +319,7 @@ def markdown(report):
     a = report["frames"]
     lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
               f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
-              f"{a['ratio']:.3f}×"]
+              f"{a['ratio']:.3f}×."]
     lines += ["", markdown_lr_sweep(report["lr_sweep"])]
     s = report["startup"]
     lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",

@@ -16,9 +16,13 @@ In reading order:
     sweep             --lr-sweep: many learning rates from one start, as one vectorized run
     text              everything printed besides the blog's lines and the explanations
     explain           the printed prose: why the fit is where it is, why a run diverged
-    figures           the figures, the GIF, the bowl and the sweep
+    figures           the figures, the GIF and the sweep
+    landscape_figure  --landscape: the bowl with the run's path, the error along each eigenvector
+    environment       cores, memory and matplotlib's settings, checked before any work (torch-free)
     paths             output paths: checked before training, written atomically (torch-free)
     outputs           a run's files, and the metrics JSON assembled in one place
     interruptions     Ctrl-C, SIGTERM, SIGHUP and a closed standard output, at every stage
+    batched_gradients every run's gradients by hand at once, one matrix product per layer over the runs
+    explorer*         --explore: its option, its runs, its page, the whole run
     run               a whole run, start to end, as the command line asks
 """

@@ -14,11 +14,11 @@ from .figures import (
     NON_INTERACTIVE_BACKENDS,
     can_show,
     plot_fits,
-    plot_landscape,
     plot_replications,
     plot_sweep,
     write_animation,
 )
+from .landscape_figure import plot_landscape
 from .paths import atomic_path
 from .status import PROG
 from .sweep import DIVERGED_FACTOR

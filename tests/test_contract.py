@@ -99,7 +99,7 @@ def check_converged_claim(stdout, options, metrics):
 
 @pytest.mark.xdist_group("contract")
 @seed(SEED)
-@settings(max_examples=14, deadline=None, derandomize=False,
+@settings(max_examples=8, deadline=None, derandomize=False,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(options=OPTIONS, target=TARGETS, environment=ENVIRONMENTS)
 @example(options={**NO_OPTIONS, "--optimizer": "momentum", "--lr": "1e-30", "--epochs": None}, target="regular",

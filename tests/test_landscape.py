@@ -10,7 +10,7 @@ import torch
 from conftest import recorded_fit, run_script
 
 import quadratic_regression as qr
-from beyond_the_blog import figures
+from beyond_the_blog import landscape_figure
 
 
 def bowl_oracle(inputs, y):
@@ -55,7 +55,7 @@ def test_landscape_figure_panels_and_paths_read_back(tmp_path):
     params, x, y = recorded_fit("params", epochs=3000)
     torch.manual_seed(0)
     linear, _, _ = recorded_fit("linear", epochs=3000)
-    fig = figures.plot_landscape([params, linear], x, y, tmp_path / "l.png")
+    fig = landscape_figure.plot_landscape([params, linear], x, y, tmp_path / "l.png")
     image = __import__("matplotlib.image", fromlist=["imread"]).imread(tmp_path / "l.png")
     assert image.shape[0] > 300 and image.shape[1] > 3 * image.shape[0] / 2
     bowl_ax, error_ax, balance_ax = [ax for ax in fig.axes if ax.get_title()]
@@ -94,7 +94,7 @@ def test_eigen_errors_follow_the_prediction_until_float32_stalls(tmp_path, stand
         if k in wanted:
             exact[k] = theta.copy()
     oracle = (np.array([exact[e] for e in result.trajectory.epochs]) - optimum) @ vectors
-    fig = figures.plot_landscape([result], x, y, tmp_path / "l.png")
+    fig = landscape_figure.plot_landscape([result], x, y, tmp_path / "l.png")
     lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
     measured = np.abs((result.trajectory.coefficients_trained().numpy() - optimum) @ vectors)
     stall = next((line.get_xdata()[0] for gid, line in lines.items() if gid == "stall:params"), None)

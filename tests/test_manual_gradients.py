@@ -16,7 +16,7 @@ from beyond_the_blog.manual_gradients import FAST_MANUAL_GRADIENTS, MANUAL_GRADI
 from beyond_the_blog.models import MODELS as REGISTRY
 
 LR = 2e-5
-LONG_EPOCHS = 50_000
+LONG_EPOCHS = 20_000  # long enough for any drift in the last bit to compound
 MODELS = {"params": qr.ParamQuadratic, "linear": qr.LinearProduct}  # the lesson's own classes
 
 
@@ -165,7 +165,7 @@ def test_each_model_entry_builds_the_lessons_class_with_its_manual_gradients():
 # ----------------------------------------------------------------------------- the lesson's train_by_hand
 
 
-@pytest.mark.parametrize(("model_name", "epochs"), [("params", 50_000), ("linear", 20_000)])
+@pytest.mark.parametrize(("model_name", "epochs"), [("params", 20_000), ("linear", 20_000)])
 def test_manual_gradients_print_what_autograd_prints(tmp_path, model_name, epochs):
     """Every epoch line, the parameters and the whole printout of the real script, bit for bit."""
     runs = {}
