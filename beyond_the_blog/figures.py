@@ -209,13 +209,13 @@ def plot_sweep(sweep, path, show=False):
     """--lr-sweep: the final loss and the epochs to 1% above least squares against lr, log axes,
     with the predicted limit, plain SGD's fastest lr and the blog's lr marked. Returns the figure."""
     import numpy as np
-    fig = new_figure(show, figsize=(12, 5), layout="constrained")
+    fig = new_figure(show, figsize=(12, 6), layout="constrained")
     loss_ax, speed_ax = fig.subplots(1, 2)
     lrs = np.array(sweep.lrs)
     final = np.array([v if v is not None else np.nan for v in sweep.final_loss], dtype=float)
     diverged = np.array(sweep.diverged)
     shown = np.where(np.isfinite(final), final, np.nan)
-    loss_ax.plot(lrs, np.where(diverged, np.nan, shown), "o-", markersize=3, color="tab:blue", label="converging",
+    loss_ax.plot(lrs, np.where(diverged, np.nan, shown), "o-", markersize=3, color="tab:blue", label="did not diverge",
                  gid="sweep:final")
     loss_ax.plot(lrs[diverged], np.where(np.isfinite(shown[diverged]), shown[diverged], np.nanmax(
         np.append(shown, 1.0))), "x", color="tab:red", label="diverged (drawn at the top if inf/NaN)",
@@ -228,14 +228,15 @@ def plot_sweep(sweep, path, show=False):
     if not np.isfinite(reached).any():
         speed_ax.text(0.5, 0.5, f"no run got within 1% in {sweep.epochs} epochs", transform=speed_ax.transAxes,
                       ha="center")
-    speed_ax.set(xscale="log", yscale="log", ylim=(1, 2 * sweep.epochs), xlabel="learning rate",
+    fastest = np.nanmin(reached) if np.isfinite(reached).any() else 1
+    speed_ax.set(xscale="log", yscale="log", ylim=(max(1, fastest / 2), 2 * sweep.epochs), xlabel="learning rate",
                  ylabel="first recorded epoch within 1% of least squares",
                  title="Epochs to 1% above the least-squares loss (gaps: never)")
     from matplotlib.ticker import NullFormatter
     for ax in (loss_ax, speed_ax):
         mark_rates(ax, sweep)
         ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels overlap on a short range
-    loss_ax.legend(fontsize=8, loc="best")
+    fig.legend(*loss_ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9)  # off the data
     save(fig, path, dpi=100)
     return fig
 
