@@ -13,7 +13,9 @@ In reading order:
     rescaling         the product's rescaling symmetry: L-BFGS's move back to layers of equal size
     theory            least squares, the loss bowl and its eigenvectors, each model's diagnosis
     replicas          many runs at once: the model's own forward on stacked parameters
-    sweep             --lr-sweep: many learning rates from one start, as one vectorized run
+    lockstep          single runs in lockstep: R runs as one, each bit for bit the single run (--lr-sweep)
+    sweep             --lr-sweep: many learning rates from one start, each run's verdict, the measured limit
+    valley            the product's valley: the limit where a run ends on it, at the balanced fit
     text              everything printed besides the blog's lines and the explanations
     explain           the printed prose: why the fit is where it is, why a run diverged
     figures           the figures, the GIF and the sweep

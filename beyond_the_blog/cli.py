@@ -107,11 +107,11 @@ def add_beyond_options(add):
              "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
     add("--lr-sweep", type=int, metavar="N",
         help="instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
-             "stability limit, trained together from the same start (sgd or momentum, one model); a run diverged if "
-             "its final loss is inf/NaN or above its starting loss; the largest lr that "
-             "did not diverge is then pinned down to 1%% (lrs 1%% apart around the prediction, trained with the "
-             "others, and finer sweeps if it lies elsewhere); the figure goes to --plot "
-             "(default: quadratic_regression_<model>_sweep.png)")
+             "stability limit, trained together from the same start (sgd or momentum, one model), each run bit for "
+             "bit the single run with its lr; a run diverged if its final loss is inf/NaN or above its starting "
+             "loss; the lr up to which none diverged and the smallest that did are then pinned down to 1%% apart "
+             "(lrs 1%% apart around the prediction, trained with the others, and finer sweeps if the edge lies "
+             "elsewhere); the figure goes to --plot (default: quadratic_regression_<model>_sweep.png)")
 
 
 def check_outputs(parser, args):

@@ -23,6 +23,7 @@ class Model:
     diagnose: Callable | None = None          # diagnose(fit, x, y) -> why the fit is where it is, or None
     manual_gradients: Callable | None = None  # manual_gradients(model, x, y) -> gradients(): sets p.grad
     rebalance: Callable | None = None         # rebalance(model) -> bool: L-BFGS's move along a valley
+    balance: Callable | None = None           # balance(p) -> float: where on its valley gradient descent lands
 
 
 # ----------------------------------------------------------------------------- params: y = a x² + b x + c
@@ -66,6 +67,12 @@ def linear_coefficients(p):
     return w1 * w2, w1 * b2 + w2 * b1, b1 * b2
 
 
+def linear_balance(p):
+    """(w1² + b1²) - (w2² + b2²) of one run: gradient descent keeps it nearly constant (valley.py)."""
+    return sum(sign * p[name].double().square().sum().item() for sign, name in
+               ((1, "linear1.weight"), (1, "linear1.bias"), (-1, "linear2.weight"), (-1, "linear2.bias")))
+
+
 def linear_to_x_units(p, mean, std):
     """w z + b = (w/std) x + (b - w·mean/std): each layer rewritten for x."""
     out = {}
@@ -105,7 +112,8 @@ MODELS = {
         ("sgd", True): (0.3, 1_000), ("momentum", True): (0.05, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
     "linear": Model(linear_product, linear_coefficients, linear_to_x_units, "tab:orange",
-                    diagnose=linear_diagnosis, manual_gradients=linear_gradients, rebalance=balance_layers, defaults={
+                    diagnose=linear_diagnosis, manual_gradients=linear_gradients, rebalance=balance_layers,
+                    balance=linear_balance, defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
         ("adam", False): (0.02, 3_000), ("lbfgs", False): (1.0, 20),
         ("sgd", True): (0.01, 1_000), ("momentum", True): (0.005, 500),

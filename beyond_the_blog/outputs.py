@@ -22,7 +22,7 @@ from .landscape_figure import plot_landscape
 from .paths import atomic_path
 from .status import PROG
 from .sweep import DIVERGED_FACTOR
-from .theory import LinearDiagnosis, ParamsDiagnosis
+from .theory import CONVERGED_ATOL, LinearDiagnosis, ParamsDiagnosis
 
 
 def write_each(outputs):
@@ -233,6 +233,13 @@ def lr_sweep_metrics(sweep):
             "edge_formula": sweep.edge_formula, "edge_is_local": sweep.edge_is_local,
             "fastest_plain_sgd_lr": sweep.fastest_lr, "diverged_definition":
             f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
+            "verdicts": sweep.verdicts, "verdict_definition": f"diverged: as above; converged: a, b and c each "
+            f"within {CONVERGED_ATOL:g} of least squares; otherwise not converged", "runs_are_single_runs": sweep.exact,
+            "all_lrs": {"lrs": sweep.rows.lrs, "verdicts": sweep.row_verdicts,
+                        "final_loss": sweep.rows.final_loss.tolist(), "end_limit": sweep.end_limits or None,
+                        "end_balance": sweep.end_balances or None},
+            "survived_above_smallest_diverged": sweep.survived_above, "start_balance": sweep.start_balance,
+            "balanced_edge": sweep.balanced_edge,
             "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in sweep.refined],
             "vectorized_runs": sweep.vectorized_runs, "pilot_epochs": sweep.pilot_epochs, "seconds": sweep.seconds}
 

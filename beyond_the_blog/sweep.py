@@ -1,15 +1,18 @@
 """--lr-sweep: many learning rates trained together on the same data from the same start, as one
-vectorized computation (the replications' machinery with one lr per run), against the theory:
-plain SGD on a bowl diverges above 2/λmax, heavy-ball momentum above 2(1 + β)/λmax.
+vectorized computation with one lr per run, against the theory: plain SGD on a bowl diverges above
+2/λmax, heavy-ball momentum above 2(1 + β)/λmax. The lesson's models train in lockstep (lockstep.py):
+each lr's run is the single run with that lr, bit for bit, so each verdict is the single run's.
 
-A run "diverged" if its final loss is inf/NaN or above DIVERGED_FACTOR times its starting loss:
-below the limit every error along an eigenvector shrinks, so the loss ends below its start; just
-above it the steepest error grows by |1 - lr·λmax| > 1 per epoch and soon outweighs the start.
+Each run ends with one verdict. It "diverged" if its final loss is inf/NaN or above DIVERGED_FACTOR
+times its starting loss: below the limit every error along an eigenvector shrinks, so the loss ends
+below its start; just above it the steepest error grows by |1 - lr·λmax| > 1 per epoch and soon
+outweighs the start. It "converged" if a, b and c are each within CONVERGED_ATOL of least squares.
+Otherwise it is "not converged": too slow for the epochs, or still bouncing.
 """
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -18,11 +21,20 @@ import quadratic_regression as lesson
 
 from .fit import FitConfig
 from .interruptions import signals_received
-from .models import MODELS, Standardization, default_lr
-from .monitor import Monitor
+from .lockstep import LOCKSTEP, matches_single_run
+from .models import MODELS, Standardization, coefficients_of, default_lr
+from .monitor import EARLY_EPOCHS, Monitor
 from .optimizers import OPTIMIZERS
 from .replicas import Replicas, SummedRunLosses
-from .theory import least_squares, params_hessian, stable_lr, within_one_percent
+from .theory import (
+    CONVERGED_ATOL,
+    distance_from_least_squares,
+    least_squares,
+    params_hessian,
+    stable_lr,
+    within_one_percent,
+)
+from .valley import end_points
 
 DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
 # (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
@@ -69,7 +81,19 @@ class SweepLosses(SummedRunLosses):
 
 class SweepMonitor(Monitor):
     """The sweep needs only which runs diverged by the end, not each one's first inf/NaN epoch: it looks at
-    the runs' losses at the record epochs only (every run diverged: training stops there), not every epoch."""
+    the runs' losses at the record epochs only (every run diverged: training stops there), not every epoch.
+    In lockstep the loop hands it each run's loss (out is None); through autograd, their sum and `out`."""
+
+    def __call__(self, epoch, epochs, loss, out):
+        if out is not None:
+            return super().__call__(epoch, epochs, loss, out)
+        self.log.epochs_run = epoch
+        if epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS:
+            if not bool(torch.isfinite(loss).any()):
+                return self.diverged(epoch, loss[0].item())
+            if self.record(epoch, loss.cpu()):
+                return True
+        return bool(self.signals) and self.stop("interrupted")
 
     def note_diverged_runs(self, epoch, out):
         return epoch % self.record_interval == 0 and super().note_diverged_runs(epoch, out)
@@ -86,12 +110,30 @@ class SweepRun:
     epochs_run: int
     stop_reason: str
     seconds: float
+    final_params: dict         # name -> (R, ...) each run's parameters at the end, in the space trained in
+    exact: bool                # each run is the single run with its lr, bit for bit (lockstep.py)
 
     def subset(self, lrs):
         """The entries of this run for `lrs` (each one of its own lrs)."""
         index = [self.lrs.index(lr) for lr in lrs]
         return SweepRun(list(lrs), self.final_loss[index], self.start_loss, self.diverged[index],
-                        [self.epochs_to_1pct[i] for i in index], self.epochs_run, self.stop_reason, self.seconds)
+                        [self.epochs_to_1pct[i] for i in index], self.epochs_run, self.stop_reason, self.seconds,
+                        {k: v[index] for k, v in self.final_params.items()}, self.exact)
+
+
+def merged(runs):
+    """One SweepRun of every lr that `runs` trained, in increasing lr (the first run's entry for a repeat)."""
+    seen = {}
+    for run in runs:
+        for i, lr in enumerate(run.lrs):
+            seen.setdefault(lr, (run, i))
+    lrs = sorted(seen)
+    pick = [seen[lr] for lr in lrs]
+    return SweepRun(lrs, torch.stack([r.final_loss[i] for r, i in pick]), runs[0].start_loss,
+                    torch.stack([r.diverged[i] for r, i in pick]), [r.epochs_to_1pct[i] for r, i in pick],
+                    runs[0].epochs_run, runs[0].stop_reason, sum(r.seconds for r in runs),
+                    {k: torch.stack([r.final_params[k][i] for r, i in pick]) for k in runs[0].final_params},
+                    all(r.exact for r in runs))
 
 
 @dataclass(frozen=True)
@@ -107,34 +149,43 @@ class SweepSetup:
     scale: float              # the mean of y²: what "about 0" means for a loss (noise-free data)
     record_interval: int = 100
     signals: list | None = None  # a list that Ctrl-C/SIGTERM/SIGHUP fill (interruptions.RecordedSignals); None: its own
+    standardization: Standardization = Standardization()  # inputs = standardization(x)
 
 
 def train_sweep(setup, lrs, epochs=None, on_record=None):
     """Train len(lrs) copies of the start (same data) with one lr each, as one computation, for `epochs`
-    (default: the setup's)."""
+    (default: the setup's): in lockstep for the lesson's models, through autograd for any other."""
     inputs, epochs = setup.inputs, epochs or setup.epochs
     replicas = Replicas([copy.deepcopy(setup.model) for _ in lrs]).to(inputs.device)
     ys = setup.y.expand(len(lrs), *setup.y.shape).contiguous()
     criterion = SweepLosses()
-    with torch.no_grad():
-        start_loss = criterion.per_run(replicas(inputs), ys)[0].item()
+    lockstep = LOCKSTEP.get(setup.model_name)
+    gradients = lockstep(replicas, inputs, setup.y) if lockstep else None
+    with torch.no_grad():  # the loss before the first step, as the single run logs it at epoch 1
+        start_loss = (gradients.losses() if gradients else criterion.per_run(replicas(inputs), ys))[0].item()
     rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
     opt = PerRunSGD(replicas.parameters(), rates, OPTIMIZERS[setup.optimizer].beta)
     config = FitConfig(model_name=setup.model_name, optimizer=setup.optimizer, epochs=epochs,
                        record_interval=setup.record_interval, on_record=on_record)
     monitor = SweepMonitor(replicas, inputs, ys, criterion, config)
+    exact = gradients is not None and matches_single_run(gradients, setup.model_name, setup.model, inputs, setup.y)
     began = time.perf_counter()
     with signals_received(setup.signals) as monitor.signals:
-        lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
+        if gradients is not None:
+            lesson.train_by_hand(gradients, opt, epochs, monitor)
+        else:
+            lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
     seconds = time.perf_counter() - began
     with torch.no_grad():
-        final = criterion.per_run(replicas(inputs), ys).double().cpu()
+        final = (gradients.losses() if gradients is not None else criterion.per_run(replicas(inputs), ys))
+    final = final.double().cpu()
     diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
     near = within_one_percent(setup.least_loss, setup.scale)
     reached = [next((e for e, v in monitor.log.history if v[r] <= near), None)
                for r in range(len(lrs))]
+    params = {name: p.detach().cpu().clone() for name, p in replicas.named_parameters()}
     return SweepRun(list(lrs), final, start_loss, diverged, reached, monitor.log.epochs_run,
-                    monitor.log.stop_reason, seconds)
+                    monitor.log.stop_reason, seconds, params, exact)
 
 
 def log_spaced(lo, hi, count):
@@ -165,8 +216,8 @@ class Sweep:
     predicted_edge: float
     edge_formula: str
     edge_is_local: bool          # linear: the prediction is from the Hessian at the start only
-    measured_edge: float | None  # the largest lr that did not diverge, to 1%
-    edge_bracket: tuple          # (stable, diverged) after the refinement; either may be None
+    measured_edge: float | None  # the largest lr up to which no lr diverged
+    edge_bracket: tuple          # (that lr, the smallest lr that diverged); either may be None
     fastest_lr: float | None     # plain SGD's 2/(λmin + λmax), params only
     least_squares_loss: float
     refined: list                # the finer sweeps: SweepRun each
@@ -175,7 +226,38 @@ class Sweep:
     vectorized_runs: int = 1     # computations trained: the first sweep (with its window), then finer ones
     pilot_epochs: int | None = None  # a local prediction: the epochs of the short pilot run first
     window_from_pilot: bool = False  # the window lies inside the pilot's bracket, not around the prediction
+    verdicts: list = field(default_factory=list)  # of `lrs`: converged | not converged | diverged
+    rows: SweepRun | None = None  # every lr trained (the main ones, the window, the finer sweeps), ascending
+    row_verdicts: list = field(default_factory=list)
+    end_limits: list = field(default_factory=list)  # local: the limit at each row's end point (NaN: diverged)
+    end_balances: list = field(default_factory=list)  # a model with a valley: each row's balance at its end
+    start_balance: float | None = None
+    balanced_edge: float | None = None  # the limit at the least-squares fit with the start's balance
+    exact: bool = False          # each run is the single run with its lr, bit for bit
 
+    @property
+    def survived_above(self):
+        """The lrs above the smallest that diverged which did not diverge: the edge is not sharp there."""
+        hi = self.edge_bracket[1]
+        return [lr for lr, v in zip(self.rows.lrs, self.row_verdicts) if hi is not None and lr > hi
+                and v != "diverged"]
+
+    @property
+    def converged_above_balanced(self):
+        """The rows that converged with an lr above the limit at the balanced fit: their indices in rows."""
+        if self.balanced_edge is None:
+            return []
+        return [r for r, (lr, v) in enumerate(zip(self.rows.lrs, self.row_verdicts))
+                if v == "converged" and lr > self.balanced_edge]
+
+
+def judge(setup, run, least):
+    """Each run's verdict: diverged (see DIVERGED_FACTOR), converged (a, b and c each within CONVERGED_ATOL of
+    the least-squares fit `least`, in x's units) or not converged."""
+    params = setup.standardization.to_x_units(setup.model_name, {k: v.double() for k, v in run.final_params.items()})
+    close = (distance_from_least_squares(coefficients_of(setup.model_name, params), least) <= CONVERGED_ATOL).tolist()
+    return ["diverged" if bad else "converged" if ok else "not converged" for bad, ok in zip(run.diverged.tolist(),
+                                                                                                close)]
 
 
 def predicted_edge(model_name, model, inputs, y, optimizer):
@@ -196,30 +278,34 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
     setup_options: optimizer, epochs, standardize, record_interval, signals."""
     options = {"optimizer": "sgd", "epochs": 1000, "standardize": False, **setup_options}
     standardize = options.pop("standardize")
-    inputs = (Standardization.of(x) if standardize else Standardization())(x)
+    standardization = Standardization.of(x) if standardize else Standardization()
+    inputs = standardization(x)
     optimizer, epochs = options["optimizer"], options["epochs"]
     limit, formula, local = predicted_edge(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10
     least = least_squares(x.cpu(), y.cpu())
-    setup = SweepSetup(model_name, model, inputs, y, least_loss=least.loss[0].item(), scale=least.scale, **options)
+    setup = SweepSetup(model_name, model, inputs, y, least_loss=least.loss[0].item(), scale=least.scale,
+                       standardization=standardization, **options)
     main = log_spaced(low, 2 * limit, count)
     window, pilot, from_pilot = edge_window(setup, main, limit, local)
     together = train_sweep(setup, sorted(set(main) | set(window)), on_record=on_record)
     first = together.subset(main)
     refined = [together.subset(window)] + refine(setup, together, max_refinements)
-    lo, hi = bracket(together)
-    for run in refined[1:]:
-        stable, diverged = bracket(run)
-        lo, hi = stable or lo, diverged or hi
+    rows = merged([together] + refined[1:])
+    verdicts = judge(setup, rows, least)
+    lo, hi = bracket(rows)
     fastest = None
     if MODELS[model_name].constant_hessian:
         eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.cpu()))
         fastest = 2 / (eigenvalues[0] + eigenvalues[-1]).item()
+    limits, balances, start_balance, balanced = end_points(setup, rows, verdicts) if local else ([], [], None, None)
     seconds = together.seconds + sum(r.seconds for r in refined[1:]) + (pilot.seconds if pilot else 0.0)
     return Sweep(model_name, optimizer, standardize, epochs, first.lrs, first.final_loss.tolist(),
                  first.diverged.tolist(), first.epochs_to_1pct, limit, formula, local,
                  lo if hi is not None else None, (lo, hi), fastest, setup.least_loss, refined,
-                 seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot)
+                 seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot,
+                 [verdicts[rows.lrs.index(lr)] for lr in first.lrs], rows, verdicts, limits, balances,
+                 start_balance, balanced, rows.exact)
 
 
 def edge_window(setup, main, limit, local):

@@ -58,4 +58,4 @@ def test_a_noise_free_sweep_times_the_runs_that_reach_the_exact_fit(tmp_path):
     reached = [e for e, bad in zip(sweep["epochs_to_1pct"], sweep["diverged"]) if not bad]
     assert reached and reached[0] is not None  # the smallest lr gets to the exact fit within 2000 epochs
     lo, hi = sweep["edge_bracket"]
-    assert f"pinned down to {100 * (hi / lo - 1):.2g}%" in prose(result.stdout)
+    assert f"{hi:.4g} did ({100 * (hi / lo - 1):.2g}% above it)" in prose(result.stdout)

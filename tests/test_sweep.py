@@ -143,3 +143,115 @@ def test_sweep_figure_marks_the_theory(tmp_path):
     assert marks["mark:predicted limit 2/lambda_max"] == pytest.approx(2 / lam[-1])
     assert marks["mark:plain SGD's fastest 2/(lambda_min+lambda_max)"] == pytest.approx(2 / (lam[0] + lam[-1]))
     assert marks["mark:the blog's lr"] == 2e-5
+
+
+# ----------------------------------------------------------------------------- the product's edge, run by run
+@pytest.fixture(scope="module")
+def product_sweep():
+    """The product's sweep at its default 20000 epochs (about 2 s): long enough for runs above the limit at
+    the balanced fit to drift along the valley and converge."""
+    x, y, model = seeded_start("linear")
+    return x, y, lr_sweep.sweep("linear", model, x, y, 16, {"epochs": 20000})
+
+
+def polyfit_verdict(coefficients, loss, start_loss, x, y):
+    """The verdict of one run from its own numbers: numpy's least squares, the rules --help states."""
+    best = np.polyfit(x.numpy().ravel(), y.numpy().ravel(), 2)
+    if not np.isfinite(loss) or loss > start_loss or not np.isfinite(coefficients).all():
+        return "diverged"
+    return "converged" if np.abs(np.asarray(coefficients) - best).max() <= 0.01 else "not converged"
+
+
+def product_hessian_numpy(theta, x, y):
+    """The Hessian of mean((w1 x + b1)(w2 x + b2) - y)² in float64, written out: (2/n) Σ (∇f ∇fᵀ + r ∇²f)."""
+    w1, b1, w2, b2 = theta
+    x, y = x.numpy().ravel().astype(np.float64), y.numpy().ravel().astype(np.float64)
+    h1, h2 = w1 * x + b1, w2 * x + b2
+    r = h1 * h2 - y
+    grad_f = np.stack([x * h2, h2, x * h1, h1])  # ∂f/∂(w1, b1, w2, b2)
+    second = np.zeros((4, 4, x.size))
+    second[0, 2] = second[2, 0] = x * x
+    second[0, 3] = second[3, 0] = second[1, 2] = second[2, 1] = x
+    second[1, 3] = second[3, 1] = 1.0
+    return 2 / x.size * (grad_f @ grad_f.T + (second * r).sum(axis=2))
+
+
+def row_theta(sweep, r):
+    p = sweep.rows.final_params
+    return [p[k][r].double().item() for k in ("linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias")]
+
+
+@pytest.mark.xdist_group("product_sweep")
+def test_each_lr_near_the_edge_is_the_single_run_bit_for_bit(product_sweep):
+    x, y, sweep = product_sweep
+    assert sweep.exact
+    lo, hi = sweep.edge_bracket
+    above = sweep.survived_above
+    assert above, "the product's edge is not sharp at seed 0: some lr above the smallest diverged survives"
+    converged_high = [sweep.rows.lrs[r] for r in sweep.converged_above_balanced]
+    for lr in sorted({converged_high[-1], lo, hi, above[0]}):
+        r = sweep.rows.lrs.index(lr)
+        _, _, start = seeded_start("linear")
+        single = fit(start, x, y, model_name="linear", lr=lr, epochs=20000)  # the command line's own loop
+        trained = {k: v for k, v in single.parameters.items()}
+        finite = [torch.equal(torch.nan_to_num(trained[k]), torch.nan_to_num(sweep.rows.final_params[k][r]))
+                  for k in trained]
+        diverged_early = single.log.stop_reason == "diverged"  # the single run stops at its first inf/NaN
+        assert diverged_early or all(finite), lr
+        start_loss = single.log.history[0][1]
+        expected = "diverged" if diverged_early else polyfit_verdict(single.coefficients[0].numpy(),
+                                                                     single.final_loss, start_loss, x, y)
+        assert sweep.row_verdicts[r] == expected, (lr, sweep.row_verdicts[r], expected)
+
+
+@pytest.mark.xdist_group("product_sweep")
+def test_a_survivor_above_the_smallest_diverged_lr_is_the_command_lines_run(product_sweep, tmp_path):
+    x, y, sweep = product_sweep
+    lr = sweep.survived_above[0]
+    result = run_script("--model", "linear", "--lr", repr(lr), "-q", "--no-plot", "--metrics", "m.json",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # did not diverge, as the sweep says
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    r = sweep.rows.lrs.index(lr)
+    coefficients = [sweep.rows.final_params[k][r].double() for k in sweep.rows.final_params]
+    w1, b1, w2, b2 = (c.item() for c in coefficients)
+    assert [metrics["coefficients"][k] for k in ("a", "b", "c")] == pytest.approx(
+        [w1 * w2, w1 * b2 + w2 * b1, b1 * b2], rel=1e-12)
+
+
+@pytest.mark.xdist_group("product_sweep")
+def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys):
+    x, y, sweep = product_sweep
+    converged = [r for r, v in enumerate(sweep.row_verdicts) if v == "converged"]
+    assert converged
+    ratios = []
+    for r in converged:
+        lambda_max = np.abs(np.linalg.eigvalsh(product_hessian_numpy(row_theta(sweep, r), x, y))).max()
+        assert sweep.end_limits[r] == pytest.approx(2 / lambda_max, rel=1e-6)
+        ratios.append(sweep.rows.lrs[r] * lambda_max / 2)
+    # at the edge of stability the curvature hovers around 2/lr: a converged run may end a hair past it
+    assert max(ratios) <= 1 + 1e-3, max(ratios)
+    # the balanced fit: numpy's least squares factored into two layers with the start's balance
+    a, b, c = np.polyfit(x.numpy().ravel(), y.numpy().ravel(), 2)
+    r1, r2 = sorted(np.roots([a, b, c]).real)
+    _, _, start = seeded_start("linear")
+    w1, b1 = start.linear1.weight.item(), start.linear1.bias.item()
+    w2, b2 = start.linear2.weight.item(), start.linear2.bias.item()
+    balance = w1**2 + b1**2 - w2**2 - b2**2
+    slowest = np.array(row_theta(sweep, converged[0]))
+    candidates = []
+    for p, q in ((r1, r2), (r2, r1)):
+        u = np.sqrt((balance + np.sqrt(balance**2 + 4 * (1 + p * p) * a * a * (1 + q * q))) / (2 * (1 + p * p)))
+        for sign in (1, -1):
+            candidates.append(sign * np.array([u, -u * p, a / u, -a / u * q]))
+    point = min(candidates, key=lambda t: np.linalg.norm(t - slowest))
+    balanced = 2 / np.abs(np.linalg.eigvalsh(product_hessian_numpy(point, x, y))).max()
+    assert sweep.balanced_edge == pytest.approx(balanced, rel=1e-6)
+    named = [sweep.rows.lrs[r] for r in converged if sweep.rows.lrs[r] > balanced]
+    assert named and [sweep.rows.lrs[r] for r in sweep.converged_above_balanced] == named
+    text.print_sweep(sweep)
+    said = prose(capsys.readouterr().out)
+    gap = max(abs(ratio - 1) for ratio, r in zip(ratios, converged) if sweep.rows.lrs[r] > balanced)
+    assert f"{len(named)} runs converged with an lr above it ({named[0]:.4g} to {named[-1]:.4g})" in said
+    assert f"within {100 * gap:.2g}% of its lr" in said
+    assert "the largest lr that did not diverge" not in said  # untrue here: larger ones survive
