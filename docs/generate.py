@@ -203,6 +203,11 @@ def metrics_keys(arguments):
     return "\n".join(f"* `{key}`: {kinds[type(value)]}" for key, value in run.items())
 
 
+def ended(run):
+    """How a run that did not diverge ended: all its epochs, or the stop rule that fired."""
+    return f"all {run['epochs_run']} epochs" if run["stop_reason"] == "epochs" else run["stop_reason"]
+
+
 def edge_table(lrs, *, slow=True):
     """For `--model linear` at each lr: how the run ended, the end point's largest curvature and its 2/lambda_max,
     and the final balance. A run that diverged has no end point to measure."""
@@ -215,7 +220,7 @@ def edge_table(lrs, *, slow=True):
             rows.append(f"| {lr:g} | diverged at epoch {run['diverged_at_epoch']} | | | |")
             continue
         top = max(run["diagnosis"]["eigenvalues"])
-        rows.append(f"| {lr:g} | {run['stop_reason']}, loss {run['final_loss']:.6f} | {top:.4g} | {2 / top:.4g} "
+        rows.append(f"| {lr:g} | {ended(run)}, loss {run['final_loss']:.6f} | {top:.4g} | {2 / top:.4g} "
                     f"| {run['diagnosis']['balance_end']:.3g} |")
     _cog().out("\n".join(rows) + "\n")
 
