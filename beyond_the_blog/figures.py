@@ -64,6 +64,19 @@ def curve(coefficients, grid):
     return a * grid**2 + b * grid + c
 
 
+# the first fit as a wide band the thin references show through; a second one, on the same curve, as a narrower
+# dashed line on top of it, so the two read apart where they coincide
+FIT_STYLES = (dict(linewidth=6, alpha=0.45, zorder=3), dict(linewidth=2.5, linestyle=(0, (4, 2)), alpha=0.9, zorder=4))
+
+
+def rates(fits):
+    """Each fit's optimizer and lr, for a title: 'sgd: params lr 2e-05, linear lr 0.01'."""
+    optimizers = {f.optimizer for f in fits}
+    if len(optimizers) == 1:
+        return f"{fits[0].optimizer}: " + ", ".join(f"{f.model_name} lr {f.lr:g}" for f in fits)
+    return ", ".join(f"{f.model_name} {f.optimizer} lr {f.lr:g}" for f in fits)
+
+
 def draw_fit(ax, x, y, fits, least, title):
     """Left panel: the blog's picture (red dots, fitted line) plus the true and least-squares curves."""
     import numpy as np
@@ -72,9 +85,9 @@ def draw_fit(ax, x, y, fits, least, title):
     ax.plot(xs, ys, "ro", markersize=3, label=label)
     ax.plot(grid, curve(TRUE_COEFFICIENTS, grid), color="gray", linewidth=1, label="True: (x-4)(x-8)")
     ax.plot(grid, curve(least.coefficients[0], grid), "k--", linewidth=1, label="Least squares")
-    for label, coefficients, color in fits:  # drawn last, as a wide band: the thin references show through it
-        if torch.isfinite(torch.as_tensor(coefficients)).all():  # a diverged fit has no curve to draw
-            ax.plot(grid, curve(coefficients, grid), color=color, linewidth=6, alpha=0.45, label=label, zorder=3)
+    drawable = [fit for fit in fits if torch.isfinite(torch.as_tensor(fit[1])).all()]  # a diverged fit has no curve
+    for i, (label, coefficients, color) in enumerate(drawable):  # drawn last, over the references
+        ax.plot(grid, curve(coefficients, grid), color=color, label=label, gid=f"fit:{label}", **FIT_STYLES[min(i, 1)])
     ax.set(xlabel="x", ylabel="y", title=title)
     ax.legend(loc="upper center")  # the parabola leaves the top middle empty
 
@@ -111,7 +124,8 @@ def plot_fits(fits, x, y, least, path, show, full_batch=()):
     ended = [f"{f.final_loss:.6f}" for f in fits if f.log.stop_reason != "diverged"]
     diverged = [f"{f.model_name} diverged at epoch {f.log.diverged_at}, not drawn"
                 for f in fits if f.log.stop_reason == "diverged"]
-    title = f"model {names}: " + "; ".join(([f"final loss {', '.join(ended)}"] if ended else []) + diverged)
+    title = (f"model {names}: " + "; ".join(([f"final loss {', '.join(ended)}"] if ended else []) + diverged)
+             + f"\n{rates(fits)}")
     lines = [("Fitting Line" if len(fits) == 1 else f"Fitting Line ({f.model_name})",
               f.coefficients[0], MODELS[f.model_name].color) for f in fits if f.log.stop_reason != "diverged"]
     draw_fit(left, x, y, lines, least, title)
@@ -120,6 +134,7 @@ def plot_fits(fits, x, y, least, path, show, full_batch=()):
     curves += [(f"{f.model_name}, full batch", f.log.history, MODELS[f.model_name].color, "--")
                for f in full_batch]
     draw_losses(right, curves, least.loss[0].item())
+    right.set_title(f"Loss ({rates(fits)}" + (", full batch dashed" if full_batch else "") + ")")
     save(fig, path, dpi=100)
     return fig
 
@@ -146,7 +161,7 @@ def draw_replica_fits(ax, fit_result, x, ys, summary):
             curves = [np.column_stack([grid, curve(c, grid)]) for c in fit_result.coefficients[chosen]]
             ax.add_collection(LineCollection(curves, linewidths=2, **style))
     ax.set(xlabel="x", ylabel="y", title=f"model {fit_result.model_name}, {runs} runs: "
-           f"{int(summary.succeeded.sum())} reached least squares")
+           f"{int(summary.succeeded.sum())} reached least squares\n{rates([fit_result])}, {fit_result.epochs} epochs")
     for handle in ax.legend().legend_handles:
         handle.set_alpha(1)  # the faint lines, drawn solid in the legend
 
@@ -166,7 +181,7 @@ def draw_replica_losses(ax, fit_result, summary):
     floor = summary.least.loss.median().item()
     if floor > 0:
         ax.axhline(floor, color="k", linestyle="--", linewidth=1, label="median least-squares loss")
-    loss_axes(ax, bool((torch.isfinite(median) & (median > 0)).any()), "Loss across runs")
+    loss_axes(ax, bool((torch.isfinite(median) & (median > 0)).any()), f"Loss across runs ({rates([fit_result])})")
 
 
 def plot_replications(fit_result, x, ys, summary, path, show):
@@ -181,14 +196,22 @@ def plot_replications(fit_result, x, ys, summary, path, show):
 
 def write_animation(path, x, y, fit_result):
     """The fitted curve through training, one frame per recorded epoch, as a GIF."""
-    import numpy as np
     from matplotlib.animation import FuncAnimation, PillowWriter
+    fig, draw = animation_frames(x, y, fit_result)
+    frames = len(fit_result.log.frames)
+    FuncAnimation(fig, draw, frames=frames, blit=False).save(path, writer=PillowWriter(fps=15))
+    return frames
+
+
+def animation_frames(x, y, fit_result):
+    """The GIF's figure and draw(i), which puts frame i on it: the fit at that epoch, its lr and loss in the title."""
+    import numpy as np
     fig = new_figure(False, figsize=(6, 4.5), layout="constrained")
     ax = fig.subplots()
     xs, ys = x.cpu().numpy().ravel(), y.cpu().numpy().ravel()
     ax.plot(xs, ys, "ro", markersize=3, label="Original Data")
     color = MODELS[fit_result.model_name].color
-    (line,) = ax.plot(xs, ys * 0, color=color, linewidth=2, label="Fitting Line")
+    (line,) = ax.plot(xs, ys * 0, color=color, linewidth=2, label="Fitting Line", gid="animation:fit")
     ax.set(xlabel="x", ylabel="y", ylim=(ys.min() - 0.15 * np.ptp(ys), ys.max() + 0.15 * np.ptp(ys)))
     ax.legend(loc="upper center")
     frames = fit_result.log.frames
@@ -197,11 +220,11 @@ def write_animation(path, x, y, fit_result):
         epoch, prediction = frames[i]
         loss = ((prediction - y.cpu()) ** 2).mean().item()
         line.set_ydata(prediction.numpy().ravel())
-        ax.set_title(f"{fit_result.model_name}: epoch {epoch}/{fit_result.epochs}, loss {loss:.4f}")
+        ax.set_title(f"{fit_result.model_name} ({fit_result.optimizer}, lr {fit_result.lr:g}): "
+                     f"epoch {epoch}/{fit_result.epochs}, loss {loss:.4f}")
         return (line,)
 
-    FuncAnimation(fig, draw, frames=len(frames), blit=False).save(path, writer=PillowWriter(fps=15))
-    return len(frames)
+    return fig, draw
 
 
 # ----------------------------------------------------------------------------- the figures that show why

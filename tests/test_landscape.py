@@ -4,6 +4,7 @@ the bowl's eigenvectors against plain SGD's (1 - lr λ)^k until float32 stalls t
 import json
 import re
 
+import matplotlib.text
 import numpy as np
 import pytest
 import torch
@@ -111,3 +112,64 @@ def test_eigen_errors_follow_the_prediction_until_float32_stalls(tmp_path, stand
         after = np.array(result.trajectory.epochs) >= stall
         assert np.all(measured[after] == measured[after][0])
         assert np.abs(oracle[-1]).max() < 1e-6 < measured[-1].max()  # exact arithmetic would have gone on
+
+
+def rendered(fig):
+    """The figure drawn once on an Agg canvas, laid out as it is saved; returns the renderer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def test_landscape_shows_both_paths_their_ends_and_every_lr(tmp_path):
+    params, x, y = recorded_fit("params", epochs=1000, standardize=True)  # both runs end at the optimum
+    torch.manual_seed(0)
+    linear, _, _ = recorded_fit("linear", epochs=1000, standardize=True)
+    fig = landscape_figure.plot_landscape([params, linear], x, y, tmp_path / "l.png")
+    renderer = rendered(fig)
+    bowl_ax, error_ax, balance_ax = [ax for ax in fig.axes if ax.get_title()]
+    lines = {line.get_gid(): line for ax in fig.axes for line in ax.get_lines()}
+    # params' path on top of the product's, thinner and in another style: it shows where the two overlap
+    on_top, under = lines["path:params"], lines["path:linear"]
+    assert on_top.get_zorder() > under.get_zorder() and on_top.get_linewidth() < under.get_linewidth()
+    assert on_top.get_linestyle() != under.get_linestyle()
+    # the ends lie on the optimum: an inset zooms on them, with both end markers, the start ones and the star
+    (inset,) = bowl_ax.child_axes
+    assert inset.get_gid() == "zoom"
+    zoomed = {line.get_gid(): line for line in inset.get_lines()}
+    for name in ("params", "linear"):
+        end = zoomed[f"zoom:end:{name}"]
+        assert end.get_zorder() > zoomed[f"zoom:path:{name}"].get_zorder()
+        (s,), (t,) = end.get_xdata(), end.get_ydata()
+        assert inset.get_xlim()[0] < s < inset.get_xlim()[1] and inset.get_ylim()[0] < t < inset.get_ylim()[1]
+        assert f"start:{name}" in lines and f"end:{name}" in lines
+    assert (np.diff(bowl_ax.get_xlim()) / np.diff(inset.get_xlim())).item() > 100
+    # the inset sits where no path runs
+    box = inset.get_window_extent(renderer)
+    for gid in ("path:params", "path:linear"):
+        vertices = np.column_stack([lines[gid].get_xdata(), lines[gid].get_ydata()])
+        xy = bowl_ax.transData.transform(landscape_figure.along(vertices))  # all along each segment
+        assert not np.all((xy >= box.p0) & (xy <= box.p1), axis=1).any()
+    # every legend below its axes, off the data; every text at least 9 pt
+    for ax in (bowl_ax, error_ax, balance_ax):
+        assert ax.get_legend().get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+    texts = [t for t in fig.findobj(matplotlib.text.Text) if t.get_text() and t.get_visible()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 9
+    # every title states the lr of every curve it draws, every axis its units
+    for ax in (bowl_ax, error_ax):
+        assert "params lr 0.3" in ax.get_title() and "linear lr 0.01" in ax.get_title()
+    assert "linear lr 0.01" in balance_ax.get_title()
+    for label in (bowl_ax.get_xlabel(), bowl_ax.get_ylabel(), error_ax.get_ylabel(), balance_ax.get_xlabel(),
+                  balance_ax.get_ylabel()):
+        assert label.endswith("on z"), label
+    # the product's path over the curve it keeps to, wide and translucent so the curve shows through
+    path, curve = lines["balance:path"], lines["balance:curve"]
+    assert path.get_zorder() > curve.get_zorder() and path.get_alpha() < 1 < path.get_linewidth() / 2
+    assert "balance:start" in lines and "balance:end" in lines
+
+
+def test_no_inset_when_the_ends_are_apart(tmp_path):
+    params, x, y = recorded_fit("params", epochs=3000)  # still far along the flat direction
+    fig = landscape_figure.plot_landscape([params], x, y, tmp_path / "l.png")
+    assert fig.axes[0].child_axes == []
