@@ -29,7 +29,7 @@ class BatchedGradients:
     replicas: a replicas.Replicas (each parameter has a leading run axis); inputs (n, 1), shared by the runs;
     ys (R, n, 1), each run's targets. Θ and the gradients live in buffers made here, one row per parameter and
     one column per run, and each p.grad is a view of its row. It returns nothing: the per-run loss is not
-    needed every epoch, and computing it would cost a fifth of the epoch. run_losses() computes it from the
+    needed every epoch, and computing it takes a pass over the residual. run_losses() computes it from the
     last call's residual, for whoever records it.
     """
     rows = ()       # the parameters in the order of Θ's rows
