@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py                 # the full benchmark, several minutes
     python benchmarks/bench.py --quick         # a short version (the tests run it)
+    python benchmarks/bench.py --only runs_target replications   # some sections only
 
 Prints markdown tables and writes the numbers as JSON (--json, default benchmarks/results.json).
 
@@ -12,7 +13,9 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 2. time to fit: training seconds until the expanded coefficients are within 0.01 of least squares,
    for each optimizer, with and without --standardize, for both models; beside it, what the command
    line does by default (its epochs, or its stop rule), and --optimizer lbfgs's default on seeds 0-9.
-3. replications: time of R runs trained together (--runs R) against one run, at 20000 epochs.
+3. replications: training time of R runs trained together (--runs R: the gradients by hand over the runs, and
+   autograd through them) against one run, at 20000 epochs, one torch thread as the command line; and --runs 1000
+   against one run for each model, alternating rounds, beside the blog's own program.
 4. --animate: training time with its frames recorded against without.
 5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
 6. --lr-sweep: N learning rates (with the finer sweep that pins the limit down) against one run of
@@ -152,22 +155,94 @@ def bench_lbfgs_default(seeds, repeats=3):
 
 
 # ----------------------------------------------------------------------------- 3. replications
-def bench_replications(counts, epochs, model_name="linear"):
-    start = time.perf_counter()  # --runs 1 is the single-run path: the baseline
+AUTOGRAD_UP_TO = 1000  # autograd through the stacked runs is timed up to this many runs (10000 take minutes)
+
+
+def timed_replicas(model_name, runs, epochs, loop):
+    """Training seconds of `runs` replications (seeds 0..runs-1) with the loop --runs takes (batched: the gradients
+    by hand; blog: autograd through the stacked runs), and how many succeeded."""
+    x, ys, initial = replicas.replication_data(model_name, range(runs))
+    result = fit(replicas.Replicas(initial), x, ys, model_name=model_name, epochs=epochs, loop=loop)
+    summary = replicas.summarize_replications(result, x, ys, list(range(runs)))
+    return result.log.seconds, int(summary.succeeded.sum())
+
+
+def one_run_seconds(model_name, epochs):
+    """Training seconds of one run as the command line trains it (the lesson's loop, seed 0): the baseline."""
     torch.manual_seed(0)
     x, y = qr.make_data()
-    fit(models.MODELS[model_name].build(), x, y, model_name=model_name, epochs=epochs)
-    single = time.perf_counter() - start
+    return fit(models.MODELS[model_name].build(), x, y, model_name=model_name, epochs=epochs).log.seconds
+
+
+def bench_replications(counts, epochs, model_name="linear"):
+    """--runs R for each R, with the gradients by hand (what --runs does) and with autograd, against one run;
+    every figure is training seconds."""
+    single = one_run_seconds(model_name, epochs)
     rows = []
     for runs in counts:
-        start = time.perf_counter()
-        x, ys, initial = replicas.replication_data(model_name, range(runs))
-        result = fit(replicas.Replicas(initial), x, ys, model_name=model_name, epochs=epochs)
-        seconds = time.perf_counter() - start
-        summary = replicas.summarize_replications(result, x, ys, list(range(runs)))
+        seconds, succeeded = timed_replicas(model_name, runs, epochs, "batched")
+        autograd = timed_replicas(model_name, runs, epochs, "blog")[0] if runs <= AUTOGRAD_UP_TO else None
         rows.append({"runs": runs, "seconds": seconds, "ratio_to_one_run": seconds / single,
-                     "succeeded": int(summary.succeeded.sum())})
+                     "autograd_seconds": autograd, "autograd_ratio_to_one_run": autograd and autograd / single,
+                     "succeeded": succeeded})
     return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
+
+
+def bench_runs_target(runs, epochs, rounds):
+    """--runs R with the gradients by hand against one run of the same epochs, alternating `rounds` times, for
+    each model: the ratio of the medians (the target: at most 1.5 for R = 1000). Beside it, once each, the autograd
+    replicas and the blog's own program (torch.optim.SGD) for one run."""
+    from reference.blog_program import LinearSquareRegression
+    rows = []
+    for model_name in models.BLOG_MODELS:
+        blog_model = SquareRegression() if model_name == "params" else LinearSquareRegression()
+        torch.manual_seed(0)
+        x, y = qr.make_data()
+        blog_training(blog_model, x, y, 200)  # warm up: the first optimizer steps import and cache a lot
+        one_run_seconds(model_name, 200)
+        timed_replicas(model_name, runs, 200, "batched")
+        timed_replicas(model_name, runs, 200, "blog")
+        singles, batched = [], []
+        for _ in range(rounds):
+            singles.append(one_run_seconds(model_name, epochs))
+            batched.append(timed_replicas(model_name, runs, epochs, "batched")[0])
+        single, seconds = statistics.median(singles), statistics.median(batched)
+        autograd = timed_replicas(model_name, runs, epochs, "blog")[0]
+        blog_model = SquareRegression() if model_name == "params" else LinearSquareRegression()
+        start = time.perf_counter()
+        blog_training(blog_model, x, y, epochs)
+        blog = time.perf_counter() - start
+        rows.append({"model": model_name, "runs": runs, "epochs": epochs, "rounds": rounds,
+                     "single_run_seconds": single, "seconds": seconds, "ratio_to_one_run": seconds / single,
+                     "autograd_seconds": autograd, "autograd_ratio_to_one_run": autograd / single,
+                     "blog_program_seconds": blog, "ratio_to_blog_program": seconds / blog})
+    return rows
+
+
+def markdown_runs_target(rows):
+    lines = [f"### `--runs {rows[0]['runs']}` against one run ({rows[0]['epochs']} epochs, training seconds, "
+             f"medians of {rows[0]['rounds']} alternating rounds)", "",
+             "| model | one run (s) | runs, by hand (s) | × one run | runs, autograd (s) | × one run | "
+             "blog's program, one run (s) | by hand × blog's |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['single_run_seconds']:.2f} | {r['seconds']:.2f} | "
+                     f"{r['ratio_to_one_run']:.2f} | {r['autograd_seconds']:.2f} | "
+                     f"{r['autograd_ratio_to_one_run']:.2f} | "
+                     f"{r['blog_program_seconds']:.2f} | {r['ratio_to_blog_program']:.2f} |")
+    return "\n".join(lines)
+
+
+def markdown_replications(rep):
+    lines = [f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs, training seconds; "
+             f"one run alone: {rep['single_run_seconds']:.2f} s)", "",
+             "| runs | by hand (s) | × one run | autograd (s) | × one run | succeeded |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rep["rows"]:
+        autograd = (f"{r['autograd_seconds']:.2f} | {r['autograd_ratio_to_one_run']:.2f}"
+                    if r["autograd_seconds"] is not None else "not timed | ")
+        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | {autograd} | "
+                     f"{r['succeeded']}/{r['runs']} |")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- 4. --animate's frames
@@ -288,57 +363,99 @@ def markdown_time_to_fit(rows_of_all):
     return lines
 
 
-def markdown(report):
-    lines = []
-    f = report["faithful"]
-    lines += ["### Faithful path (default `--model params`, plain SGD)", "",
-              "| loop | µs per epoch | ratio |", "|---|---:|---:|",
-              f"| blog's loop (torch.optim.SGD) | {f['blog_us_per_epoch']:.1f} | 1.00 |",
-              f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |",
-              f"| quadratic_regression.py --gradients manual | {f['manual_us_per_epoch']:.1f} | "
-              f"{f['manual_ratio']:.2f} |", "",
-              f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
-              f"every logged loss identical: {f['identical_losses']} (autograd), "
-              f"{f['manual_identical_losses']} (manual).", ""]
-    lines += markdown_time_to_fit(report["time_to_fit"])
-    lines += ["", "### `--optimizer lbfgs` as the command line runs it (default epochs and stop rule), "
-                  f"seeds 0-9 (each seed's median of {report['lbfgs_default'][0]['repeats']} runs)", "",
-              "| model | standardize | max seconds | median seconds | max epochs | "
-                  "all within 0.01 | all converged |", "|---|---|---:|---:|---:|---|---|"]
-    for r in report["lbfgs_default"]:
+def markdown_faithful(f):
+    return ["### Faithful path (default `--model params`, plain SGD)", "",
+            "| loop | µs per epoch | ratio |", "|---|---:|---:|",
+            f"| blog's loop (torch.optim.SGD) | {f['blog_us_per_epoch']:.1f} | 1.00 |",
+            f"| quadratic_regression.py | {f['script_us_per_epoch']:.1f} | {f['ratio']:.2f} |",
+            f"| quadratic_regression.py --gradients manual | {f['manual_us_per_epoch']:.1f} | "
+            f"{f['manual_ratio']:.2f} |", "",
+            f"{f['epochs']} epochs × {f['rounds']} alternating rounds; "
+            f"every logged loss identical: {f['identical_losses']} (autograd), "
+            f"{f['manual_identical_losses']} (manual).", ""]
+
+
+def markdown_lbfgs_default(rows):
+    lines = ["### `--optimizer lbfgs` as the command line runs it (default epochs and stop rule), "
+             f"seeds 0-9 (each seed's median of {rows[0]['repeats']} runs)", "",
+             "| model | standardize | max seconds | median seconds | max epochs | "
+             "all within 0.01 | all converged |", "|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
         lines.append(f"| {r['model']} | {'yes' if r['standardize'] else 'no'} | {r['max_seconds']:.4f} | "
                      f"{r['median_seconds']:.4f} | {r['max_epochs_run']} | {r['all_reached']} | "
                      f"{r['all_converged']} |")
-    rep = report["replications"]
-    lines += ["", f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs; "
-                  f"one run alone: {rep['single_run_seconds']:.2f} s)", "",
-              "| runs | seconds | × one run | succeeded |", "|---:|---:|---:|---:|"]
-    for r in rep["rows"]:
-        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | "
-                     f"{r['succeeded']}/{r['runs']} |")
-    a = report["frames"]
-    lines += ["", f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
-              f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
-              f"{a['ratio']:.3f}×."]
-    lines += ["", markdown_lr_sweep(report["lr_sweep"])]
-    s = report["startup"]
-    lines += ["", "### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
-              f"| python -c pass | {s['python_startup']:.3f} |",
-              f"| quadratic_regression.py --help | {s['help']:.3f} |",
-              f"| quadratic_regression.py --epochs 0 (error) | {s['argument_error']:.3f} |",
-              f"| python -c 'import torch' (what --help avoids) | {s['import_torch']:.3f} |"]
-    b = report["busy_machine"]
-    lines += ["", f"### A busy machine (`--model linear --runs {b['runs']} --epochs {b['epochs']}`, one other "
-                  "process spinning on one core)", "",
-              "| torch threads | idle s | busy s | busy / idle |", "|---|---:|---:|---:|"]
+    return lines
+
+
+def markdown_frames(a):
+    return [f"### Recording `--animate` frames (`--model linear`, {a['epochs']} epochs)", "",
+            f"{a['seconds_with']:.2f} s with the frames against {a['seconds_without']:.2f} s without: "
+            f"{a['ratio']:.3f}×."]
+
+
+def markdown_startup(s):
+    return ["### Start-up (median wall time of a subprocess)", "", "| command | seconds |", "|---|---:|",
+            f"| python -c pass | {s['python_startup']:.3f} |",
+            f"| quadratic_regression.py --help | {s['help']:.3f} |",
+            f"| quadratic_regression.py --epochs 0 (error) | {s['argument_error']:.3f} |",
+            f"| python -c 'import torch' (what --help avoids) | {s['import_torch']:.3f} |"]
+
+
+def markdown_busy_machine(b):
+    lines = [f"### A busy machine (`--model linear --runs {b['runs']} --epochs {b['epochs']}`, one other "
+             "process spinning on one core)", "",
+             "| torch threads | idle s | busy s | busy / idle |", "|---|---:|---:|---:|"]
     for r in b["rows"]:
         lines.append(f"| {r['threads']} | {r['idle_seconds']:.2f} | {r['busy_seconds']:.2f} | {r['ratio']:.2f} |")
-    return "\n".join(lines)
+    return lines
+
+
+def one_thread(measure):
+    """measure() with one torch thread, as the command line trains by default (--threads)."""
+    def measured(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return measure(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+    return measured
+
+
+# each section: (name in the report, measure(quick), its markdown lines), in the order of the tables
+SECTIONS = [
+    ("faithful", lambda quick: bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3),
+     markdown_faithful),
+    ("time_to_fit", lambda quick: bench_time_to_fit(max_epochs=1_000 if quick else None), markdown_time_to_fit),
+    ("lbfgs_default", lambda quick: bench_lbfgs_default(range(3 if quick else 10), repeats=1 if quick else 3),
+     markdown_lbfgs_default),
+    ("runs_target", lambda quick: one_thread(bench_runs_target)(100 if quick else 1000, 500 if quick else 20_000,
+                                                                rounds=1 if quick else 3),
+     lambda rows: [markdown_runs_target(rows)]),
+    ("replications", lambda quick: one_thread(bench_replications)([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
+                                                                  epochs=500 if quick else 20_000),
+     lambda rep: [markdown_replications(rep)]),
+    ("frames", lambda quick: bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3),
+     markdown_frames),
+    ("lr_sweep", lambda quick: bench_lr_sweep(16 if quick else 64, epochs=300 if quick else 20_000,
+                                              rounds=1 if quick else 3), lambda rows: [markdown_lr_sweep(rows)]),
+    ("startup", lambda quick: bench_startup(repeats=2 if quick else 5), markdown_startup),
+    ("busy_machine", lambda quick: bench_busy_machine(runs=20 if quick else 1000, epochs=100 if quick else 5000),
+     markdown_busy_machine),
+]
+
+
+def markdown(report):
+    """The tables of the sections the report holds, in SECTIONS' order."""
+    blocks = ["\n".join(lines(report[name])) for name, _, lines in SECTIONS if name in report]
+    return "\n\n".join(block.strip("\n") for block in blocks)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short version: fewer epochs and runs")
+    parser.add_argument("--only", nargs="+", choices=[name for name, _, _ in SECTIONS], metavar="SECTION",
+                        help="measure these sections only: " + ", ".join(name for name, _, _ in SECTIONS))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the numbers")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown (for docs/speed.md)")
     args = parser.parse_args(argv)
@@ -347,15 +464,9 @@ def main(argv=None):
                           "python": platform.python_version(),
                           "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
               "quick": quick}
-    report["faithful"] = bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3)
-    report["time_to_fit"] = bench_time_to_fit(max_epochs=1_000 if quick else None)
-    report["lbfgs_default"] = bench_lbfgs_default(range(3 if quick else 10), repeats=1 if quick else 3)
-    report["replications"] = bench_replications([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
-                                                epochs=500 if quick else 20_000)
-    report["frames"] = bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3)
-    report["startup"] = bench_startup(repeats=2 if quick else 5)
-    report["busy_machine"] = bench_busy_machine(runs=20 if quick else 1000, epochs=100 if quick else 5000)
-    report["lr_sweep"] = bench_lr_sweep(16 if quick else 64, epochs=300 if quick else 20_000, rounds=1 if quick else 3)
+    for name, measure, _ in SECTIONS:
+        if args.only is None or name in args.only:
+            report[name] = measure(quick)
     machine = report["machine"]
     print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
           f"Python {report['machine']['python']}\n")

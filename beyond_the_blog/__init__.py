@@ -13,6 +13,7 @@ In reading order:
     rescaling         the product's rescaling symmetry: L-BFGS's move back to layers of equal size
     theory            least squares, the loss bowl and its eigenvectors, each model's diagnosis
     replicas          many runs at once: the model's own forward on stacked parameters
+    batched_runs      --runs with every run's gradients by hand: the losses at the check epochs only
     lockstep          single runs in lockstep: R runs as one, each bit for bit the single run (--lr-sweep)
     sweep             --lr-sweep: many learning rates from one start, each run's verdict, the measured limit
     valley            the product's valley: the limit where a run ends on it, at the balanced fit
@@ -24,7 +25,7 @@ In reading order:
     paths             output paths: checked before training, written atomically (torch-free)
     outputs           a run's files, and the metrics JSON assembled in one place
     interruptions     Ctrl-C, SIGTERM, SIGHUP and a closed standard output, at every stage
-    batched_gradients every run's gradients by hand at once, one matrix product per layer over the runs
+    batched_gradients every run's gradients by hand at once, a few matrix products over the runs
     explorer*         --explore: its option, its runs, its page, the whole run
     run               a whole run, start to end, as the command line asks
 """

@@ -1,18 +1,24 @@
 """The gradients of every run's MSE written out by hand for R runs at once: the formulas of manual_gradients.py
-with a leading run axis, as one matrix product per layer over all the runs instead of autograd's graph.
+with a run axis, as matrix products over all the runs instead of autograd's graph. --runs trains with them, and
+so does the explorer.
 
-Each layer's parameters, one row per run, form a matrix Θ (R, k); its inputs form a feature matrix F (n, k).
+Each layer's parameters, one column per run, form a matrix Θ (k, R); its inputs form a feature matrix F (n, k).
 params has one layer, Θ = [a, b, c] on F = [x², x, 1]; linear has two, Θ1 = [w1, b1] and Θ2 = [w2, b2], on
 F = [x, 1]. With E = out - y, the (R, n) matrix whose row r is run r's residual:
 
-    params:  out = Θ Fᵀ                              dL/dΘ  = (2/n) E F
-    linear:  h1 = Θ1 Fᵀ,  h2 = Θ2 Fᵀ,  out = h1 ⊙ h2   dL/dΘ1 = (2/n) (E ⊙ h2) F,   dL/dΘ2 = (2/n) (E ⊙ h1) F
+    params:  out = Θᵀ Fᵀ                               dL/dΘ  = (2/n) Fᵀ Eᵀ
+    linear:  h1 = Θ1ᵀ Fᵀ,  h2 = Θ2ᵀ Fᵀ,  out = h1 ⊙ h2   dL/dΘ1 = (2/n) Fᵀ (E ⊙ h2)ᵀ,   dL/dΘ2 = (2/n) Fᵀ (E ⊙ h1)ᵀ
 
-Row r of each gradient is run r's own gradient, so the runs stay independent. An epoch of 25 runs of params
-costs a concatenation, two matrix products and the updates: about 20 µs on one core, where autograd through the
-same replicas takes about ten times as long, and one run of the command line's default loop about 120 µs.
-The sums over the n points run in BLAS's order, not in autograd's: the runs equal the autograd replicas
-(and single runs) to float32 rounding, not bit for bit (tests/test_explorer.py checks it).
+Column r of each gradient is run r's own gradient, so the runs stay independent. For the product, h2 = w2 x + b2
+turns (2/n) Σ E h2 [x, 1] into w2 M[x², x] + b2 M[x, 1], with M = (2/n) [x², x, 1]ᵀ Eᵀ the residual's moments:
+one matrix product over the runs for both layers, and a few products of R numbers, instead of two passes over
+the (R, n) residual and two products. Each gradient lands in a (k, R) buffer whose row j is one parameter's
+gradient for every run, contiguous, and p.grad is a view of it. benchmarks/bench.py times an epoch of 1000 runs
+against one run's.
+
+The sums over the n points run in BLAS's order, not in autograd's, and the product's moments regroup them: the
+runs equal the autograd replicas (and single runs) to float32 rounding, not bit for bit (tests/test_explorer.py
+and tests/test_replicas.py check it).
 """
 import torch
 
@@ -21,69 +27,86 @@ class BatchedGradients:
     """gradients = BatchedParamsGradients(replicas, inputs, ys); gradients() sets every stacked p.grad.
 
     replicas: a replicas.Replicas (each parameter has a leading run axis); inputs (n, 1), shared by the runs;
-    ys (R, n, 1), each run's targets. The gradients live in buffers made here, one (R, k) matrix per layer,
-    and each p.grad is a view of its column(s). It returns nothing: the per-run loss is not needed every
-    epoch, and computing it would cost a fifth of the epoch (whoever records it computes it at its records).
+    ys (R, n, 1), each run's targets. Θ and the gradients live in buffers made here, one row per parameter and
+    one column per run, and each p.grad is a view of its row. It returns nothing: the per-run loss is not
+    needed every epoch, and computing it takes a pass over the residual. run_losses() computes it from the
+    last call's residual, for whoever records it.
     """
-    layers = ()  # one tuple of parameter names per layer, in the order of its feature columns
+    rows = ()       # the parameters in the order of Θ's rows
+    grad_rows = ()  # the parameters in the order of the gradient buffer's rows
 
     def __init__(self, replicas, inputs, ys):
         params = dict(replicas.named_parameters())
         runs, n = ys.shape[0], inputs.shape[0]
-        self.params = [params[name] for layer in self.layers for name in layer]
-        # each layer's parameters as views (R, 1) of the very tensors the optimizer updates, seen by no autograd
-        self.columns = [[params[name].detach().view(runs, 1) for name in layer] for layer in self.layers]
-        self.thetas = [torch.empty(runs, len(layer), dtype=inputs.dtype, device=inputs.device)
-                       for layer in self.layers]
-        self.grad_buffers = [torch.empty_like(theta) for theta in self.thetas]
-        self.grads = [grad[:, j:j + 1].view(params[name].shape)
-                      for grad, layer in zip(self.grad_buffers, self.layers) for j, name in enumerate(layer)]
-        features = self.features_of(inputs.reshape(n, 1))
-        self.features_t = features.t().contiguous()          # Fᵀ (k, n), for Θ Fᵀ
-        self.scaled_features = features * (2 / n)           # (2/n) F: dL/dΘ = E (2/n) F, the 2/n folded in once
-        self.neg_y = -ys.reshape(runs, n)                    # addmm(-y, Θ, Fᵀ) is E = out - y in one product
+        self.params = [params[name] for name in self.grad_rows]
+        # each parameter as a row (1, R) of the very tensor the optimizer updates, seen by no autograd
+        self.sources = [params[name].detach().view(1, runs) for name in self.rows]
+        self.theta = torch.empty(len(self.rows), runs, dtype=inputs.dtype, device=inputs.device)
+        self.grad_buffer = torch.empty_like(self.theta)
+        self.grads = [self.grad_buffer[j].view(p.shape) for j, p in enumerate(self.params)]
+        x = inputs.reshape(n, 1)
+        self.neg_y = -ys.reshape(runs, n)  # addmm(-y, ...) and addcmul(-y, ...) are E = out - y in one op
         self.residual = torch.empty(runs, n, dtype=inputs.dtype, device=inputs.device)
+        self.setup(x, n)
 
     def __call__(self):
         for p, grad in zip(self.params, self.grads):
             if p.grad is not grad:  # set once; again only if something (zero_grad) has set it to None
                 p.grad = grad
-        for theta, columns in zip(self.thetas, self.columns):
-            torch.cat(columns, dim=1, out=theta)             # this epoch's Θ, one row per run
+        torch.cat(self.sources, dim=0, out=self.theta)  # this epoch's Θ, one column per run
         self.step()
+
+    def run_losses(self):
+        """(R,) each run's MSE at the parameters the last call saw: before the optimizer's step."""
+        return self.residual.square().mean(dim=1)
+
+
+def quadratic_features(x):
+    return torch.cat([x**2, x, torch.ones_like(x)], dim=1)
 
 
 class BatchedParamsGradients(BatchedGradients):
     """y = a x² + b x + c: Θ = [a, b, c], F = [x², x, 1]."""
-    layers = (("a", "b", "c"),)
+    rows = grad_rows = ("a", "b", "c")
 
-    @staticmethod
-    def features_of(x):
-        return torch.cat([x**2, x, torch.ones_like(x)], dim=1)
+    def setup(self, x, n):
+        features = quadratic_features(x)
+        self.features_t = features.t().contiguous()                  # Fᵀ (3, n), for Θᵀ Fᵀ
+        self.scaled_features_t = (features * (2 / n)).t().contiguous()  # (2/n) Fᵀ: the 2/n folded in once
 
     def step(self):
-        residual = torch.addmm(self.neg_y, self.thetas[0], self.features_t, out=self.residual)  # E = Θ Fᵀ - y
-        torch.mm(residual, self.scaled_features, out=self.grad_buffers[0])                     # dL/dΘ = (2/n) E F
+        residual = torch.addmm(self.neg_y, self.theta.t(), self.features_t, out=self.residual)  # E = out - y
+        torch.mm(self.scaled_features_t, residual.t(), out=self.grad_buffer)                  # (2/n) Fᵀ Eᵀ
 
 
 class BatchedLinearGradients(BatchedGradients):
-    """y = (w1 x + b1)(w2 x + b2): Θ1 = [w1, b1], Θ2 = [w2, b2], F = [x, 1]."""
-    layers = (("linear1.weight", "linear1.bias"), ("linear2.weight", "linear2.bias"))
+    """y = (w1 x + b1)(w2 x + b2): Θ1 = [w1, b1], Θ2 = [w2, b2], F = [x, 1].
 
-    def __init__(self, replicas, inputs, ys):
-        super().__init__(replicas, inputs, ys)
-        self.h1, self.h2, self.g1, self.g2 = (torch.empty_like(self.residual) for _ in range(4))
+    Θ's rows are w1, w2, b1, b2: viewed (2, 2R), it is [w; b] for the 2R layers of the runs, so one product
+    gives h1 and h2 stacked. The gradient's rows are Θ2's then Θ1's: each layer's is the other layer's
+    (w, b) applied to the moments, one broadcast product for both."""
+    rows = ("linear1.weight", "linear2.weight", "linear1.bias", "linear2.bias")
+    grad_rows = ("linear2.weight", "linear2.bias", "linear1.weight", "linear1.bias")
 
-    @staticmethod
-    def features_of(x):
-        return torch.cat([x, torch.ones_like(x)], dim=1)
+    def setup(self, x, n):
+        runs = self.residual.shape[0]
+        self.features_t = torch.cat([x, torch.ones_like(x)], dim=1).t().contiguous()  # Fᵀ (2, n)
+        self.moment_features_t = (quadratic_features(x) * (2 / n)).t().contiguous()    # (2/n) [x², x, 1]ᵀ
+        self.layers = torch.empty(2 * runs, n, dtype=x.dtype, device=x.device)       # [h1; h2]
+        self.h1, self.h2 = self.layers[:runs], self.layers[runs:]
+        self.moments = torch.empty(3, runs, dtype=x.dtype, device=x.device)
+        w, b = self.theta.view(2, 2, runs)                    # w = [w1; w2], b = [b1; b2]
+        self.w, self.b = w.unsqueeze(1), b.unsqueeze(1)       # (2, 1, R): one layer's (w, b) per row
+        self.m_x = self.moments[0:2].unsqueeze(0)             # (1, 2, R): (2/n) Σ E [x², x]
+        self.m_1 = self.moments[1:3].unsqueeze(0)             # (1, 2, R): (2/n) Σ E [x, 1]
+        self.grad_layers = self.grad_buffer.view(2, 2, runs)  # [dL/dΘ2; dL/dΘ1]
 
     def step(self):
-        h1 = torch.mm(self.thetas[0], self.features_t, out=self.h1)                 # h1 = w1 x + b1, every run
-        h2 = torch.mm(self.thetas[1], self.features_t, out=self.h2)                 # h2 = w2 x + b2
-        residual = torch.addcmul(self.neg_y, h1, h2, out=self.residual)             # E = h1 h2 - y
-        torch.mm(torch.mul(residual, h2, out=self.g1), self.scaled_features, out=self.grad_buffers[0])  # (2/n)(E h2) F
-        torch.mm(torch.mul(residual, h1, out=self.g2), self.scaled_features, out=self.grad_buffers[1])  # (2/n)(E h1) F
+        torch.mm(self.theta.view(2, -1).t(), self.features_t, out=self.layers)        # h1, h2 = w x + b, every run
+        residual = torch.addcmul(self.neg_y, self.h1, self.h2, out=self.residual)     # E = h1 h2 - y
+        torch.mm(self.moment_features_t, residual.t(), out=self.moments)              # (2/n) Σ E [x², x, 1]
+        # dL/dΘ1 = (2/n) Σ E h2 [x, 1] = w2 M[x², x] + b2 M[x, 1]; dL/dΘ2 likewise with w1, b1
+        torch.mul(self.m_x, self.w, out=self.grad_layers).addcmul_(self.m_1, self.b)
 
 
 BATCHED_GRADIENTS = {"params": BatchedParamsGradients, "linear": BatchedLinearGradients}

@@ -11,7 +11,7 @@ from .environment import available_cores, matplotlib_problem, memory_available, 
 from .explorer_options import add_explore_option, check_explore
 from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
-from .optimizers import MOMENTUM, OPTIMIZERS
+from .optimizers import MOMENTUM, OPTIMIZERS, training_loop
 from .paths import OutputError, check_targets, figure_name
 from .status import PROG, ExitStatus, exit_statuses_help
 
@@ -65,7 +65,8 @@ def build_parser():
         help="train on z = (x - mean) / std, report everything back in x's units")
     add("--tol", type=float, metavar="TOL",
         help="stop early once the loss falls by less than TOL (relative) over one log interval (default: off)")
-    add("--runs", type=int, default=1, metavar="R", help="R replications at once, run r with seed + r (default: 1)")
+    add("--runs", type=int, default=1, metavar="R",
+        help="R replications at once, run r with seed + r, trained as one (see --gradients) (default: 1)")
     add("--seed", type=int, default=DEFAULT_SEED,
         help=f"random seed: noise, then initial parameters (default: {DEFAULT_SEED})")
     add("--samples", type=int, default=100, metavar="N", help="number of data points (default: 100)")
@@ -92,9 +93,11 @@ def build_parser():
 
 def add_beyond_options(add):
     """The options of the later lessons: the stages, a busy machine, and the figures that show why."""
-    add("--gradients", choices=("autograd", "manual"), default="autograd",
+    add("--gradients", choices=("autograd", "manual"),
         help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
-             "the same losses bit for bit with sgd, and faster (default: autograd)")
+             "the same losses bit for bit with sgd, and faster (default: autograd; with --runs, manual where the "
+             "model has them over the runs and steps are full-batch sgd, momentum or adam, equal to autograd's "
+             "runs to float32 rounding; --gradients autograd forces autograd)")
     add("--batch-size", type=int, metavar="B",
         help="minibatch SGD: a step per B points, the data reshuffled every epoch (seeded by --seed); the loss "
              "printed and plotted is still the full-data loss (default: all points, the blog's full batch)")
@@ -216,15 +219,13 @@ def check_stages(parser, args):
                      "its line search needs the full-data loss")
     if args.gradients != "manual":
         return
-    if args.runs > 1:
-        parser.error("--gradients manual trains one model: the replicated runs' vectorized gradients come from "
-                     "autograd; drop --runs")
     if args.batch_size is not None:
         parser.error("--gradients manual writes out the full-batch gradients: drop --batch-size")
     for name in BLOG_MODELS if args.model == "both" else (args.model,):
-        if MODELS[name].manual_gradients is None:
-            parser.error(f"--gradients manual: model {name} has no gradients written by hand "
-                         "(give its Model a manual_gradients=...); use --gradients autograd")
+        kind, over = ("batched_gradients", " over the runs") if args.runs > 1 else ("manual_gradients", "")
+        if getattr(MODELS[name], kind) is None:
+            parser.error(f"--gradients manual: model {name} has no gradients written by hand{over} "
+                         f"(give its Model a {kind}=...); use --gradients autograd")
 
 
 def check_why_options(parser, args):
@@ -278,7 +279,7 @@ class Settings:
     quiet: bool
     no_show: bool
     threads: int              # --threads, else OMP_NUM_THREADS if usable, else 1
-    loop: str                 # the lesson's loop (fit.LOOPS): blog, manual (--gradients manual), minibatches
+    loop: str                 # fit.LOOPS: blog, manual (--gradients manual), minibatches, batched (--runs)
     batch_size: int | None    # None: the full batch
     stop_when_converged: bool  # momentum/adam/lbfgs at their default epochs (see STOPPING)
     landscape: str | None     # --landscape PATH
@@ -299,7 +300,6 @@ def resolve(args, explore=None):
     models = BLOG_MODELS if args.model == "both" else (args.model,)
     plot = (None if args.no_plot else figure_name(args.plot) if args.plot
             else default_plot_path(args.model, args.runs, args.lr_sweep))
-    loop = "manual" if args.gradients == "manual" else "minibatches" if args.batch_size is not None else "blog"
     return Settings(
         model=args.model, models=models, optimizer=args.optimizer,
         lr={m: default_lr(args.optimizer, m, args.standardize) if args.lr is None else args.lr for m in models},
@@ -307,7 +307,8 @@ def resolve(args, explore=None):
         standardize=args.standardize, tol=args.tol, runs=args.runs, seed=args.seed, samples=args.samples,
         noise=args.noise, x_range=tuple(args.x_range), log_interval=args.log_interval, plot=plot,
         animate=args.animate, metrics=args.metrics, save_model=args.save_model, device=args.device,
-        quiet=args.quiet, no_show=args.no_show, threads=args.threads or threads_from_environment(), loop=loop,
+        quiet=args.quiet, no_show=args.no_show, threads=args.threads or threads_from_environment(),
+        loop=training_loop(args.model, args.optimizer, args.runs, args.batch_size, args.gradients),
         batch_size=args.batch_size,
         stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early
                              and all(MODELS[m].stop_when_converged for m in models)),

@@ -10,13 +10,15 @@ from torch import nn
 
 import quadratic_regression as lesson
 
+from .batched_runs import BatchedMonitor
 from .interruptions import signals_received
 from .minibatches import Minibatches
 from .models import MODELS, Standardization, coefficients_of, default_epochs, default_lr
 from .monitor import Monitor, TrainLog
 from .optimizers import OPTIMIZERS, make_optimizer
 
-LOOPS = ("blog", "manual", "minibatches")  # the lesson's train, train_by_hand, train_in_minibatches
+LOOPS = ("blog", "manual", "minibatches", "batched")  # train, train_by_hand, train_in_minibatches, and
+# train_by_hand over replicas with every run's gradients by hand (batched_gradients.py, batched_runs.py)
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class FitConfig:
     lr: float | None = None           # None: the model's default for the optimizer
     epochs: int | None = None         # None: likewise
     standardize: bool = False         # train on z = (x - mean)/std
-    loop: str = "blog"                # one of LOOPS: --gradients manual, --batch-size
+    loop: str = "blog"                # one of LOOPS: --gradients manual, --batch-size, --runs
     batch_size: int | None = None     # the minibatch loop's B
     shuffle_seeds: tuple = (0,)       # the minibatch loop: each run's order drawn from its seed
     record_interval: int = 100        # the Monitor keeps the loss every this many epochs
@@ -58,7 +60,7 @@ class Fit:
     coefficients: torch.Tensor  # (runs, 3): a, b, c of the expanded quadratic
     initial: dict               # parameters before training, in the space trained in
     trained: dict               # parameters after training, in the space trained in
-    gradients: str = "autograd"  # or "manual": the lesson's train_by_hand
+    gradients: str = "autograd"  # or "manual": the lesson's train_by_hand (for replicas, batched over the runs)
     batch_size: int | None = None  # minibatch SGD's batch size; None: the full batch
     trajectory: object = None   # the recorded path (monitor.Trajectory), when one was recorded
 
@@ -81,7 +83,8 @@ def fit(model, x, y, config, signals=None, criterion=None):
     With standardize the model sees z = (x - mean)/std, and its parameters are rewritten for x
     afterwards. `signals`, a list that a RecordedSignals fills, stops training after the epoch in
     which Ctrl-C, SIGTERM or SIGHUP came (by default fit records them itself while it trains). Replicas
-    bring their own criterion (each run's loss, summed); `criterion` overrides both.
+    bring their own criterion (each run's loss, summed); `criterion` overrides both. The loop "batched"
+    trains replicas with every run's gradients by hand, the model's batched_gradients (models.py).
     """
     name, lr, epochs = config.model_name, config.resolved_lr(), config.resolved_epochs()
     scale = Standardization.of(x) if config.standardize else Standardization()
@@ -93,14 +96,17 @@ def fit(model, x, y, config, signals=None, criterion=None):
     def close_to_target():
         return bool(((coefficients_in_x(name, model, scale) - config.target).abs() <= 0.01).all())
 
-    monitor = Monitor(model, inputs, y, criterion, config,
-                      stop_when=close_to_target if config.target is not None else None)
+    monitor = (BatchedMonitor if config.loop == "batched" else Monitor)(
+        model, inputs, y, criterion, config, stop_when=close_to_target if config.target is not None else None)
     opt = make_optimizer(config.optimizer, model.parameters(), lr, loss_of_model=lambda: criterion(model(inputs), y),
                          gradients=line_search_gradients(config, model, inputs, y, criterion_given),
                          rebalance=valley_move(config.optimizer, name, model))
 
     def loop():
-        if config.loop == "manual":
+        if config.loop == "batched":
+            lesson.train_by_hand(monitor.attach(MODELS[name].batched_gradients(model, inputs, y), opt), opt, epochs,
+                                 monitor)
+        elif config.loop == "manual":
             lesson.train_by_hand(MODELS[name].manual_gradients(model, inputs, y), opt, epochs, monitor)
         elif config.loop == "minibatches":
             minibatches = Minibatches(inputs, y, config.batch_size, config.shuffle_seeds)
@@ -117,7 +123,7 @@ def fit(model, x, y, config, signals=None, criterion=None):
         rewrite_for_x(model, scale.to_x_units(name, trained))
     return Fit(name, model, config.optimizer, lr, epochs, scale, monitor.log, final_loss(model, x, y, criterion),
                coefficients_in_x(name, model), initial,
-               trained, "manual" if config.loop == "manual" else "autograd",
+               trained, "manual" if config.loop in ("manual", "batched") else "autograd",
                config.batch_size if config.loop == "minibatches" else None)
 
 

@@ -22,6 +22,7 @@ class Model:
     stop_when_converged: bool = True  # momentum/adam/lbfgs at the default epochs stop once converged (--help)
     diagnose: Callable | None = None          # diagnose(fit, x, y) -> why the fit is where it is, or None
     manual_gradients: Callable | None = None  # manual_gradients(model, x, y) -> gradients(): sets p.grad
+    batched_gradients: Callable | None = None  # batched_gradients(replicas, x, ys) -> gradients(): every run's p.grad
     rebalance: Callable | None = None         # rebalance(model) -> bool: L-BFGS's move along a valley
     balance: Callable | None = None           # balance(p) -> float: where on its valley gradient descent lands
 
@@ -52,6 +53,11 @@ def params_diagnosis(fit, x, y):
 def params_gradients(model, x, y):
     from .manual_gradients import ParamsGradients
     return ParamsGradients(model, x, y)
+
+
+def params_batched_gradients(replicas, x, ys):
+    from .batched_gradients import BatchedParamsGradients
+    return BatchedParamsGradients(replicas, x, ys)
 
 
 # ----------------------------------------------------------------------------- linear: y = (w1 x + b1)(w2 x + b2)
@@ -93,6 +99,11 @@ def linear_gradients(model, x, y):
     return LinearGradients(model, x, y)
 
 
+def linear_batched_gradients(replicas, x, ys):
+    from .batched_gradients import BatchedLinearGradients
+    return BatchedLinearGradients(replicas, x, ys)
+
+
 def balance_layers(model):
     """(s w1, s b1, w2/s, b2/s) draws the same curve: L-BFGS rescales to equal layers (rescaling.py)."""
     from .rescaling import balance_layers
@@ -106,13 +117,15 @@ def balance_layers(model):
 # well conditioned, and steps can be 10000 times larger.
 MODELS = {
     "params": Model(param_quadratic, params_coefficients, params_to_x_units, "tab:blue", constant_hessian=True,
-                    diagnose=params_diagnosis, manual_gradients=params_gradients, defaults={
+                    diagnose=params_diagnosis, manual_gradients=params_gradients,
+                    batched_gradients=params_batched_gradients, defaults={
         ("sgd", False): (2e-5, 500_000), ("momentum", False): (4e-4, 5_000),
         ("adam", False): (0.02, 6_000), ("lbfgs", False): (1.0, 20),
         ("sgd", True): (0.3, 1_000), ("momentum", True): (0.05, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
     "linear": Model(linear_product, linear_coefficients, linear_to_x_units, "tab:orange",
-                    diagnose=linear_diagnosis, manual_gradients=linear_gradients, rebalance=balance_layers,
+                    diagnose=linear_diagnosis, manual_gradients=linear_gradients,
+                    batched_gradients=linear_batched_gradients, rebalance=balance_layers,
                     balance=linear_balance, defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
         ("adam", False): (0.02, 3_000), ("lbfgs", False): (1.0, 20),

@@ -83,7 +83,10 @@ class Monitor:
     def note_diverged_runs(self, epoch, out):
         """Replicated runs: note the runs whose loss became inf/NaN at `epoch`; True once all have.
         Called every epoch once one run has diverged, so it keeps to a few tensor ops."""
-        losses = self.per_run(out.detach(), self.y).cpu()
+        return self.note_run_losses(epoch, self.per_run(out.detach(), self.y).cpu())
+
+    def note_run_losses(self, epoch, losses):
+        """note_diverged_runs for the runs' losses (R,) at `epoch`, however they were computed."""
         at = self.log.run_diverged_at
         if at is None:
             at = self.log.run_diverged_at = torch.zeros(losses.numel(), dtype=torch.long)

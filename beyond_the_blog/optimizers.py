@@ -6,7 +6,7 @@ each factory imports torch when it is called.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .models import OPTIMIZER_NAMES
+from .models import MODELS, OPTIMIZER_NAMES
 
 MOMENTUM = 0.9  # the beta of --optimizer momentum: torch.optim.SGD(momentum=0.9)
 
@@ -17,7 +17,8 @@ class Optimizer:
     heavy-ball momentum above 2(1 + beta)/lambda_max; None where no such limit applies."""
     build: Callable          # build(params, lr, loss_of_model, gradients, rebalance) -> an optimizer
     title: str               # how the printed text names it
-    vectorizable: bool       # --runs: every parameter entry updated on its own, so runs stay independent
+    vectorizable: bool       # every parameter entry updated on its own from its p.grad, so runs stay independent:
+    #                          --runs can train them as one, with autograd or with the batched gradients by hand
     minibatches: bool        # --batch-size: it can take a step on part of the data
     stops_early: bool = True  # at its default epochs it stops once converged (monitor.convergence_rule)
     stability: tuple | None = None  # (factor, formula): stable below factor/lambda_max
@@ -63,3 +64,21 @@ def make_optimizer(name, params, lr, loss_of_model=None, gradients=None, rebalan
     given, does it and sets every p.grad by hand, and L-BFGS uses it instead; rebalance(), if given,
     moves L-BFGS along the model's valley of equal loss before each epoch (see updates.LBFGSEpoch)."""
     return OPTIMIZERS[name].build(params, lr, loss_of_model=loss_of_model, gradients=gradients, rebalance=rebalance)
+
+
+def batched_gradients_apply(model_name, optimizer, batch_size=None):
+    """Whether --runs can train with every run's gradients by hand (batched_gradients.py): the model has them
+    (its Model's batched_gradients), the optimizer updates each entry on its own, and each step sees all points."""
+    return (MODELS[model_name].batched_gradients is not None and OPTIMIZERS[optimizer].vectorizable
+            and batch_size is None)
+
+
+def training_loop(model_name, optimizer, runs, batch_size, gradients):
+    """The lesson's loop (fit.LOOPS) for checked options; gradients is --gradients, None if not given. --runs
+    takes the batched gradients by hand where they apply, unless --gradients autograd asks for autograd's
+    (the command line has refused a --gradients manual that they cannot serve)."""
+    if runs > 1 and gradients != "autograd" and batched_gradients_apply(model_name, optimizer, batch_size):
+        return "batched"
+    if batch_size is not None:
+        return "minibatches"
+    return "manual" if gradients == "manual" and runs == 1 else "blog"

@@ -1,4 +1,10 @@
-"""Many runs at once: R copies of a model trained as one vectorized computation."""
+"""Many runs at once: R copies of a model trained as one vectorized computation.
+
+--runs trains them with every run's gradients by hand (batched_gradients.py, through fit's "batched" loop and
+batched_runs.BatchedMonitor) where the model has them, the optimizer updates each entry on its own and every step
+is full-batch. Otherwise, or with --gradients autograd, autograd trains them through Replicas' forward and
+SummedRunLosses. Either way run r trains as if alone, to float32 rounding.
+"""
 import copy
 import math
 from dataclasses import dataclass
@@ -15,13 +21,13 @@ from .theory import LeastSquares, least_squares, within_one_percent
 class Replicas(nn.Module):
     """R copies of one model trained as one: every parameter gains a leading run axis
     (torch.func.stack_module_state). Plain SGD, momentum and Adam update each entry on its own, so
-    run r trains as if alone. The forward is the model's own forward on the stacked parameters, every
-    nn.Linear of one input swapped for a StackedLinear: a x² + b x + c broadcasts over (R, 1, 1)
-    parameters by itself. torch.func.vmap, which maps the model's forward over the run axis, would do for
-    any model, but its per-call cost dwarfs a few numbers' arithmetic (2-3 times the whole epoch). The
-    first call checks the direct forward against vmap's, bit for bit; a model for which it differs keeps
-    vmap. (The gradients' sums over the samples may add in another order than a single run's: runs
-    equal single runs to float32 rounding.)"""
+    run r trains as if alone. The forward (what autograd trains through, and the final losses) is the
+    model's own forward on the stacked parameters, every nn.Linear of one input swapped for a
+    StackedLinear: a x² + b x + c broadcasts over (R, 1, 1) parameters by itself. torch.func.vmap, which
+    maps the model's forward over the run axis, would do for any model, but its per-call cost dwarfs a few
+    numbers' arithmetic (2-3 times the whole epoch). The first call checks the direct forward against
+    vmap's, bit for bit; a model for which it differs keeps vmap. (The gradients' sums over the samples
+    may add in another order than a single run's: runs equal single runs to float32 rounding.)"""
 
     def __init__(self, models):
         super().__init__()

@@ -183,8 +183,9 @@ def print_comparison(fits, least):
 def print_replications(fit, summary):
     runs = len(summary.seeds)
     print()
+    gradients = "the gradients by hand over all runs" if fit.gradients == "manual" else "autograd"
     print(f"{runs} runs (seeds {summary.seeds[0]}-{summary.seeds[-1]}), {fit.log.epochs_run} epochs "
-          f"in {fit.log.seconds:.2f} s:")
+          f"in {fit.log.seconds:.2f} s with {gradients}:")
     print(f"  {int(summary.succeeded.sum())} of {runs} succeeded "
           "(final loss within 1% of the run's own least-squares loss)")
     failed = summary.failed_seeds

@@ -16,7 +16,12 @@ def test_benchmark_quick_mode_runs(tmp_path):
                              "--markdown", str(tables)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert {"faithful", "time_to_fit", "replications", "frames", "startup", "machine", "busy_machine"} <= set(report)
+    assert {"faithful", "time_to_fit", "replications", "frames", "startup", "machine", "busy_machine",
+            "runs_target"} <= set(report)
+    for row in report["runs_target"]:  # --runs R by hand against one run, both models
+        assert row["ratio_to_one_run"] == pytest.approx(row["seconds"] / row["single_run_seconds"])
+    assert [row["model"] for row in report["runs_target"]] == ["params", "linear"]
+    assert "### `--runs 100` against one run" in tables.read_text()
     assert report["faithful"]["identical_losses"] is True
     assert "| " in result.stdout  # markdown tables
     assert "### Faithful path" in tables.read_text() and "| blog's loop (torch.optim.SGD) |" in tables.read_text()

@@ -80,7 +80,7 @@ def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path
 
 
 @pytest.mark.parametrize(("args", "reason"), [
-    (["--gradients", "manual", "--runs", "3"], "drop --runs"),
+    (["--gradients", "manual", "--runs", "3", "--batch-size", "10"], "drop --batch-size"),
     (["--gradients", "manual", "--batch-size", "10"], "drop --batch-size"),
     (["--batch-size", "10", "--optimizer", "lbfgs"], "lbfgs"),
     (["--batch-size", "0"], "--batch-size must be between 1 and --samples 100"),

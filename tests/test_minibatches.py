@@ -73,6 +73,7 @@ def test_batch_size_on_the_command_line_with_runs(tmp_path, capsys):
     status, out, metrics = metrics_of(tmp_path, capsys, "--runs", "3", "--seed", "5", "--standardize",
                                       "--batch-size", "10", "--epochs", "200", "-q")
     assert status == 0 and metrics["batch_size"] == 10 and "3 runs (seeds 5-7), 200 epochs" in out
+    assert metrics["gradients"] == "autograd"  # each batch's gradients through autograd, not the batched ones
     alone, _, _ = minibatch_fit("params", 6, 10, 200, standardize=True)
     np.testing.assert_allclose(metrics["replications"]["coefficients"][1], alone.coefficients[0], atol=1e-4)
 

@@ -82,15 +82,19 @@ def test_a_model_in_the_table_replicates(vertex, tmp_path, capsys):
             "--plot", str(tmp_path / "r.png"), "--metrics", str(tmp_path / "r.json")]
     assert cli.main(args) == 0
     assert "3 of 3 succeeded" in capsys.readouterr().out
-    replications = json.loads((tmp_path / "r.json").read_text())["replications"]
+    metrics = json.loads((tmp_path / "r.json").read_text())
+    assert metrics["gradients"] == "autograd"  # no batched_gradients in its entry: autograd through the runs
+    replications = metrics["replications"]
     for seed, coefficients in zip(range(3), replications["coefficients"]):
         np.testing.assert_allclose(coefficients, polyfit(*seeded_data(seed)), atol=0.01)
     assert (tmp_path / "r.png").stat().st_size > 10_000
 
 
-def test_a_model_without_manual_gradients_is_refused_in_one_line(vertex, capsys):
-    assert cli.main(["--model", "vertex", "--gradients", "manual", "--no-plot"]) == 2
+@pytest.mark.parametrize("runs,lacks", [("1", "by hand (give its Model a manual_gradients"),
+                                        ("3", "by hand over the runs (give its Model a batched_gradients")])
+def test_a_model_without_manual_gradients_is_refused_in_one_line(vertex, capsys, runs, lacks):
+    assert cli.main(["--model", "vertex", "--gradients", "manual", "--runs", runs, "--no-plot"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1
     assert captured.err.startswith("quadratic_regression.py: error: ")
-    assert "model vertex has no gradients written by hand" in captured.err
+    assert f"model vertex has no gradients written {lacks}" in captured.err

@@ -1,6 +1,7 @@
-"""--runs R: many runs trained as one vectorized computation, each equal to its single run; the
-model's own forward on the stacked parameters (vmap's bits, without vmap); which runs succeeded,
-which diverged, and the statistics that can and cannot be computed."""
+"""--runs R: many runs trained as one vectorized computation, each equal to its single run, with autograd and
+with every run's gradients by hand (batched_gradients.py); the model's own forward on the stacked parameters
+(vmap's bits, without vmap); which runs succeeded, which diverged and when, and the statistics that can and
+cannot be computed."""
 import json
 import re
 
@@ -10,28 +11,153 @@ import torch
 from conftest import fit, run_script, seeded_start
 
 import quadratic_regression as qr
+from beyond_the_blog import batched_runs
+from beyond_the_blog.batched_gradients import BATCHED_GRADIENTS
 from beyond_the_blog.models import MODELS
+from beyond_the_blog.optimizers import training_loop
 from beyond_the_blog.replicas import Replicas, replication_data, spread_range, summarize_replications
 
 REPLICATION_CASES = [("params", "sgd", False, 3000), ("linear", "sgd", False, 3000),
                      ("linear", "adam", False, 1000), ("params", "momentum", True, 300), ("linear", "sgd", True, 500)]
 
 
+# The replicas' sums over the 100 points run in another order than a single run's (BLAS's, and for the batched
+# product the residual's moments regroup them), so each epoch's gradient differs from the single run's by float32
+# rounding, a few times 6e-8 relative. In a run that converges these differences die out instead of growing
+# (each step contracts the error); what is left at the end is a few ulps of each parameter. rel/rtol 1e-5, about
+# 170 ulps, allows for that and is still a thousand times below the 1e-2 by which different seeds' fits differ.
+ROUNDING = 1e-5
+
+
+@pytest.mark.parametrize("loop", ["blog", "batched"])  # autograd through the stacked runs; the gradients by hand
 @pytest.mark.parametrize("model_name,optimizer,standardize,epochs", REPLICATION_CASES)
-def test_replication_equals_its_single_run(model_name, optimizer, standardize, epochs):
+def test_replication_equals_its_single_run(model_name, optimizer, standardize, epochs, loop):
     seed, runs = 5, 4
     x, ys, models = replication_data(model_name, range(seed, seed + runs))
     replicas = Replicas(models)
     assert all(p.shape[0] == runs for p in replicas.parameters())  # one tensor per parameter, a leading run axis
-    together = fit(replicas, x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs)
+    together = fit(replicas, x, ys, model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs,
+                   loop=loop)
+    assert together.gradients == ("manual" if loop == "batched" else "autograd")
     for r in range(runs):
         torch.manual_seed(seed + r)
         x1, y1 = qr.make_data()
         alone = fit(MODELS[model_name].build(), x1, y1, model_name=model_name, optimizer=optimizer,
                     standardize=standardize, epochs=epochs)
-        assert together.final_loss[r].item() == pytest.approx(alone.final_loss, rel=1e-5)
+        assert together.final_loss[r].item() == pytest.approx(alone.final_loss, rel=ROUNDING)
         for name, value in alone.parameters.items():
-            torch.testing.assert_close(together.parameters[name][r], value, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(together.parameters[name][r], value, rtol=ROUNDING, atol=ROUNDING)
+
+
+def autograd_and_by_hand(model_name, seeds, signals=None, **config):
+    """The same replicas trained twice, with autograd and with the gradients by hand; signals: a factory."""
+    fits = []
+    for loop in ("blog", "batched"):
+        x, ys, models = replication_data(model_name, seeds)
+        fits.append(fit(Replicas(models), x, ys, model_name=model_name, loop=loop,
+                        signals=signals() if signals else None, **config))
+    return fits
+
+
+@pytest.mark.parametrize("model_name,optimizer", [("params", "sgd"), ("params", "adam"), ("linear", "momentum")])
+def test_the_gradients_by_hand_train_as_the_autograd_replicas(model_name, optimizer):
+    """Every run's coefficients and loss, every recorded loss at the same epochs, the same stop: to float32
+    rounding (ROUNDING). The coefficients, not the product's four parameters: along its valley of equal loss
+    (s w1, s b1, w2/s, b2/s) nothing pulls rounding differences back, and the layers' scales drift apart by more."""
+    by_autograd, by_hand = autograd_and_by_hand(model_name, range(6), optimizer=optimizer, epochs=1500)
+    torch.testing.assert_close(by_hand.coefficients, by_autograd.coefficients, rtol=ROUNDING, atol=ROUNDING)
+    torch.testing.assert_close(by_hand.final_loss, by_autograd.final_loss, rtol=ROUNDING, atol=0)
+    assert [e for e, _ in by_hand.log.history] == [e for e, _ in by_autograd.log.history]
+    # on the way, momentum swings the product through its valley, where rounding differences grow for a while
+    # (to 3e-5 of the loss about epoch 400) before the fit contracts them again; params' bowl contracts throughout
+    on_the_way = ROUNDING if model_name == "params" else 1e-4
+    for (_, got), (_, expected) in zip(by_hand.log.history, by_autograd.log.history):
+        torch.testing.assert_close(got, expected, rtol=on_the_way, atol=0)
+    assert (by_hand.log.stop_reason, by_hand.log.epochs_run) == (by_autograd.log.stop_reason, 1500)
+
+
+@pytest.mark.parametrize("model_name,lr,epochs", [("params", 3e-4, 400), ("linear", 9.5e-4, 300)])
+def test_a_run_that_diverges_among_the_replicas_is_found_at_its_epoch(model_name, lr, epochs):
+    """Each diverged run's first inf/NaN epoch, as its single run and the autograd replicas find it, though the
+    runs' losses are computed only at the check epochs. params at 3e-4 (above 2/lambda_max = 2.7e-4): every run
+    overflows between epochs 200 and 221, between checks, and training ends where the last one does. linear at
+    9.5e-4: about half the runs overflow within 8 epochs, the others settle. (Overflow epochs are robust to
+    rounding: the error grows by |1 - lr lambda| per epoch, too fast for a 1e-7 difference to move an epoch.)"""
+    seeds = range(12)
+    by_autograd, by_hand = autograd_and_by_hand(model_name, seeds, lr=lr, epochs=epochs)
+    assert by_hand.log.run_diverged_at.tolist() == by_autograd.log.run_diverged_at.tolist()
+    assert (by_hand.log.diverged_at, by_hand.log.stop_reason, by_hand.log.epochs_run) == (
+        by_autograd.log.diverged_at, by_autograd.log.stop_reason, by_autograd.log.epochs_run)
+    diverged = [r for r, k in enumerate(by_hand.log.run_diverged_at.tolist()) if k]
+    assert diverged and (len(diverged) == len(seeds)) == (model_name == "params")
+    if model_name == "params":
+        assert by_hand.log.stop_reason == "diverged" and by_hand.log.epochs_run < epochs
+        assert any(not batched_runs.BatchedMonitor.records(by_hand_monitor(), k)
+                   for k in by_hand.log.run_diverged_at.tolist())  # some overflowed between the records
+    for r in diverged[:3]:
+        torch.manual_seed(seeds[r])
+        x, y = qr.make_data()
+        alone = fit(MODELS[model_name].build(), x, y, model_name=model_name, lr=lr, epochs=epochs)
+        assert alone.log.stop_reason == "diverged" and alone.log.diverged_at == by_hand.log.run_diverged_at[r]
+
+
+def by_hand_monitor(record_interval=100):
+    """A BatchedMonitor's record epochs, as fit() configures it (only its records() and checks() are used)."""
+    monitor = batched_runs.BatchedMonitor.__new__(batched_runs.BatchedMonitor)
+    monitor.record_interval, monitor.last_epoch = record_interval, None
+    return monitor
+
+
+class SignalAt(list):
+    """Empty until the monitor has looked at it `epoch` times (once an epoch): a Ctrl-C during that epoch."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.looks, self.epoch = 0, epoch
+
+    def __bool__(self):
+        self.looks += 1
+        return self.looks >= self.epoch
+
+
+def test_a_ctrl_c_between_checks_still_finds_the_runs_that_diverged_before_it():
+    """params at 3e-4: a Ctrl-C at epoch 209, after the check at 200, with runs overflowed at 206 and 208. The
+    monitor trains the epochs since the check again to find them; both ways end interrupted at 209."""
+    by_autograd, by_hand = autograd_and_by_hand("params", range(20), signals=lambda: SignalAt(209), lr=3e-4,
+                                                epochs=400)
+    monitor = by_hand_monitor()
+    assert not any(monitor.checks(k) for k in range(201, 210))  # no check between 200 and the Ctrl-C
+    assert by_hand.log.run_diverged_at.tolist() == by_autograd.log.run_diverged_at.tolist()
+    assert 0 < int((by_hand.log.run_diverged_at > 0).sum()) < 20
+    assert (by_hand.log.stop_reason, by_hand.log.epochs_run) == ("interrupted", 209) == (
+        by_autograd.log.stop_reason, by_autograd.log.epochs_run)
+    torch.testing.assert_close(by_hand.parameters["a"], by_autograd.parameters["a"], rtol=ROUNDING, atol=ROUNDING,
+                               equal_nan=True)
+
+
+def test_the_losses_are_computed_at_the_check_epochs_only(monkeypatch):
+    computed = []
+    original = BATCHED_GRADIENTS["linear"].run_losses
+    monkeypatch.setattr(BATCHED_GRADIENTS["linear"], "run_losses", lambda self: computed.append(1) or original(self))
+    x, ys, models = replication_data("linear", range(3))
+    result = fit(Replicas(models), x, ys, model_name="linear", epochs=2000, loop="batched")
+    monitor = by_hand_monitor()
+    monitor.last_epoch = 2000
+    checks = [k for k in range(1, 2001) if monitor.checks(k)]
+    assert len(computed) == len(checks) < 2000 / 25  # the early log-spaced records, then one every 100 epochs
+    assert [e for e, _ in result.log.history] == [k for k in checks if monitor.records(k)]
+
+
+@pytest.mark.parametrize("args,loop", [
+    (("params", "sgd", 3, None, None), "batched"),        # --runs: by hand where they apply
+    (("linear", "adam", 3, None, "manual"), "batched"),
+    (("params", "momentum", 3, None, "autograd"), "blog"),  # --gradients autograd forces autograd
+    (("params", "sgd", 3, 10, None), "minibatches"),       # --batch-size: autograd on each batch
+    (("params", "sgd", 1, None, None), "blog"),            # a single run: the blog's loop
+    (("linear", "sgd", 1, None, "manual"), "manual"),
+])
+def test_which_loop_trains(args, loop):
+    assert training_loop(*args) == loop
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])
@@ -68,6 +194,7 @@ def test_runs_on_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "8 runs (seeds 3-10)" in result.stdout and "8 of 8 succeeded" in result.stdout
     metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["gradients"] == "manual" and "with the gradients by hand over all runs" in result.stdout
     rep = metrics["replications"]
     assert rep["seeds"] == list(range(3, 11)) and rep["succeeded"] == [True] * 8 and rep["success_rate"] == 1.0
     for key in ("final_loss", "coefficients_mean", "coefficients_std"):
