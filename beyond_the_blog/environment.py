@@ -31,10 +31,19 @@ def threads_from_environment():
     cores = available_cores()
     if value.strip().isdigit() and 1 <= int(value) <= cores:
         return int(value)
-    print(f"{PROG}: warning: OMP_NUM_THREADS={value!r} ignored, it is not a whole number from 1 to {cores} "
-          "(the cores here): using 1 thread", file=sys.stderr)
+    WARNINGS.append(f"{PROG}: warning: OMP_NUM_THREADS={value!r} ignored, it is not a whole number from 1 to "
+                    f"{cores} (the cores here): using 1 thread")
     os.environ["OMP_NUM_THREADS"] = "1"
     return 1
+
+
+WARNINGS = []  # said by say_warnings() once the last check has passed: a refused run's error stays one line
+
+
+def say_warnings():
+    for warning in WARNINGS:
+        print(warning, file=sys.stderr)
+    WARNINGS.clear()
 
 
 def matplotlib_problem():

@@ -11,6 +11,7 @@ import torch
 
 import quadratic_regression as lesson
 
+from .environment import say_warnings
 from .explain import explain, explain_divergence
 from .explorer import run_explorer
 from .fit import FitConfig, fit
@@ -78,11 +79,14 @@ def resolve_device(name):
 
 
 def data_problem(settings, x, y):
-    """Why this data cannot be fitted in floating point, or None."""
+    """Why this data cannot be fitted in floating point, or None. It is the last check before training:
+    with none, the environment's warnings are said now (a refusal stays one line)."""
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
         return "the data is not finite in float32"
     condition = design_condition(x)
-    if condition > MAX_DESIGN_CONDITION:
+    if condition <= MAX_DESIGN_CONDITION:
+        say_warnings()
+    else:
         lo, hi = settings.x_range
         return (f"--x-range {lo:g} {hi:g}: on these {x.numel()} float32 points x^2, x and 1 are too nearly "
                 f"dependent to fit a quadratic (condition number {condition:.2g} of [x^2, x, 1], at most "
