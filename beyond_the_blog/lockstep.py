@@ -69,14 +69,18 @@ class LockstepParams(Lockstep):
     """y = a x² + b x + c."""
     names = ("a", "b", "c")
 
+    def __init__(self, replicas, inputs, y):
+        super().__init__(replicas, inputs, y)
+        self.squares = self.row ** 2                                  # x², the same bits as the single run's x ** 2
+
     def forward(self):
         a, b, c = self.values
-        return self.row ** 2 * a + self.row * b + c                   # x² @ a + x @ b + c, per run
+        return self.squares * a + self.row * b + c                    # x² @ a + x @ b + c, per run
 
     def step(self):
         residual, loss = self.residual_and_loss(self.forward())
         g = residual * self.norm                                      # dL/dout = (2/n) (out - y)
-        self.set(0, self.sums(g, self.row ** 2))                      # dL/da = (2/n) sum (out - y) x²
+        self.set(0, self.sums(g, self.squares))                       # dL/da = (2/n) sum (out - y) x²
         self.set(1, self.sums(g, self.row))                           # dL/db = (2/n) sum (out - y) x
         self.set(2, g.sum(1))                                         # dL/dc = (2/n) sum (out - y)
         return loss
