@@ -161,8 +161,13 @@ def train_sweep(setup, lrs, epochs=None, on_record=None):
     criterion = SweepLosses()
     lockstep = LOCKSTEP.get(setup.model_name)
     gradients = lockstep(replicas, inputs, setup.y) if lockstep else None
-    with torch.no_grad():  # the loss before the first step, as the single run logs it at epoch 1
-        start_loss = (gradients.losses() if gradients else criterion.per_run(replicas(inputs), ys))[0].item()
+
+    def losses_now():
+        """Each run's loss at its parameters now: in lockstep, as the single run computes it."""
+        with torch.no_grad():
+            return gradients.losses() if gradients is not None else criterion.per_run(replicas(inputs), ys)
+
+    start_loss = losses_now()[0].item()  # the loss before the first step, as the single run logs it at epoch 1
     rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
     opt = PerRunSGD(replicas.parameters(), rates, OPTIMIZERS[setup.optimizer].beta)
     config = FitConfig(model_name=setup.model_name, optimizer=setup.optimizer, epochs=epochs,
@@ -176,9 +181,7 @@ def train_sweep(setup, lrs, epochs=None, on_record=None):
         else:
             lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
     seconds = time.perf_counter() - began
-    with torch.no_grad():
-        final = (gradients.losses() if gradients is not None else criterion.per_run(replicas(inputs), ys))
-    final = final.double().cpu()
+    final = losses_now().double().cpu()
     diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
     near = within_one_percent(setup.least_loss, setup.scale)
     reached = [next((e for e, v in monitor.log.history if v[r] <= near), None)
@@ -233,7 +236,11 @@ class Sweep:
     end_balances: list = field(default_factory=list)  # a model with a valley: each row's balance at its end
     start_balance: float | None = None
     balanced_edge: float | None = None  # the limit at the least-squares fit with the start's balance
-    exact: bool = False          # each run is the single run with its lr, bit for bit
+
+    @property
+    def exact(self):
+        """Each run is the single run with its lr, bit for bit."""
+        return self.rows is not None and self.rows.exact
 
     @property
     def survived_above(self):
@@ -305,7 +312,7 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
                  lo if hi is not None else None, (lo, hi), fastest, setup.least_loss, refined,
                  seconds, together.stop_reason, len(refined), pilot.epochs_run if pilot else None, from_pilot,
                  [verdicts[rows.lrs.index(lr)] for lr in first.lrs], rows, verdicts, limits, balances,
-                 start_balance, balanced, rows.exact)
+                 start_balance, balanced)
 
 
 def edge_window(setup, main, limit, local):
