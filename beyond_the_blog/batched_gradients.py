@@ -22,6 +22,8 @@ and tests/test_replicas.py check it).
 """
 import torch
 
+from .manual_gradients import attach
+
 
 class BatchedGradients:
     """gradients = BatchedParamsGradients(replicas, inputs, ys); gradients() sets every stacked p.grad.
@@ -50,9 +52,7 @@ class BatchedGradients:
         self.setup(x, n)
 
     def __call__(self):
-        for p, grad in zip(self.params, self.grads):
-            if p.grad is not grad:  # set once; again only if something (zero_grad) has set it to None
-                p.grad = grad
+        attach(self.params, self.grads)
         torch.cat(self.sources, dim=0, out=self.theta)  # this epoch's Θ, one column per run
         self.step()
 

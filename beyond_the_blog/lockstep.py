@@ -19,7 +19,7 @@ import copy
 
 import torch
 
-from .manual_gradients import MANUAL_GRADIENTS
+from .manual_gradients import MANUAL_GRADIENTS, attach
 
 
 class Lockstep:
@@ -44,9 +44,7 @@ class Lockstep:
         self.norm = torch.tensor(2 / n, dtype=inputs.dtype, device=inputs.device)  # aten's 2/n, in x's dtype
 
     def __call__(self):
-        for p, grad in zip(self.params, self.grads):
-            if p.grad is not grad:  # set once; again only if something (zero_grad) has set it to None
-                p.grad = grad
+        attach(self.params, self.grads)
         return self.step()
 
     def sums(self, g, feature):

@@ -72,6 +72,13 @@ def linear_gradients(model, x, y):
 MANUAL_GRADIENTS = {"params": params_gradients, "linear": linear_gradients}
 
 
+def attach(params, grads):
+    """Make each p.grad its buffer: set once, and again only if something (zero_grad) has set it to None."""
+    for p, grad in zip(params, grads):
+        if p.grad is not grad:
+            p.grad = grad
+
+
 class ManualGradients:
     """The functions above, faster, for a training loop over one model and one data set; one
     subclass per model (ParamsGradients, LinearGradients), named by its entry in models.py:
@@ -97,9 +104,7 @@ class ManualGradients:
         self.g_t, self.g1_t, self.g2_t = self.g.t(), self.g1.t(), self.g2.t()   # (1, n) views, made once
 
     def __call__(self):
-        for p, grad in zip(self.params, self.grads):
-            if p.grad is not grad:
-                p.grad = grad
+        attach(self.params, self.grads)
         return self.step()
 
     def _loss_and_g(self, out):
