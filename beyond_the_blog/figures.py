@@ -229,24 +229,28 @@ def animation_frames(x, y, fit_result):
 
 # ----------------------------------------------------------------------------- the figures that show why
 def plot_sweep(sweep, path, show=False):
-    """--lr-sweep: the final loss and the epochs to 1% above least squares against lr, log axes,
-    with the predicted limit, plain SGD's fastest lr and the blog's lr marked. Returns the figure."""
+    """--lr-sweep: the final loss and the epochs to 1% above least squares against lr, log axes, every lr
+    trained marked by its verdict, with the predicted and measured limits and the blog's lr. Returns the figure."""
     import numpy as np
     fig = new_figure(show, figsize=(12, 6), layout="constrained")
-    loss_ax, speed_ax = fig.subplots(1, 2)
-    lrs = np.array(sweep.lrs)
-    final = np.array([v if v is not None else np.nan for v in sweep.final_loss], dtype=float)
-    diverged = np.array(sweep.diverged)
-    shown = np.where(np.isfinite(final), final, np.nan)
-    loss_ax.plot(lrs, np.where(diverged, np.nan, shown), "o-", markersize=3, color="tab:blue", label="did not diverge",
-                 gid="sweep:final")
-    loss_ax.plot(lrs[diverged], np.where(np.isfinite(shown[diverged]), shown[diverged], np.nanmax(
-        np.append(shown, 1.0))), "x", color="tab:red", label="diverged (drawn at the top if inf/NaN)",
-        gid="sweep:diverged")
+    loss_ax, speed_ax = fig.subplots(1, 2, sharex=True)
+    lrs, final, reached, verdicts = sweep_points(sweep)
+    diverged = verdicts == "diverged"
+    loss_ax.plot(lrs, np.where(diverged, np.nan, final), "-", color="tab:blue", linewidth=1, alpha=0.5)
+    top = np.nanmax(np.append(np.where(np.isfinite(final), final, np.nan), 1.0))
+    styles = {"converged": ("o", "tab:blue", "converged"),
+              "not converged": ("s", "tab:olive", "did not diverge, not converged"),
+              "diverged": ("x", "tab:red", "diverged (drawn at the top if inf/NaN)")}
+    for verdict, (marker, color, label) in styles.items():
+        chosen = verdicts == verdict
+        if not chosen.any():
+            continue  # no legend entry for a verdict no run got
+        shown = np.where(np.isfinite(final[chosen]), final[chosen], top)
+        loss_ax.plot(lrs[chosen], shown, marker, markersize=4, color=color, linestyle="none", label=label,
+                     gid=f"sweep:{verdict}")
     loss_ax.axhline(sweep.least_squares_loss, color="k", linestyle="--", linewidth=1, label="least squares")
     loss_ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss",
                 title=f"Final loss after {sweep.epochs} epochs ({sweep.model_name}, {sweep.optimizer})")
-    reached = np.array([v if v is not None else np.nan for v in sweep.epochs_to_1pct], dtype=float)
     speed_ax.plot(lrs, reached, "o-", markersize=3, color="tab:blue", gid="sweep:epochs")
     if not np.isfinite(reached).any():
         speed_ax.text(0.5, 0.5, f"no run got within 1% in {sweep.epochs} epochs", transform=speed_ax.transAxes,
@@ -264,10 +268,27 @@ def plot_sweep(sweep, path, show=False):
     return fig
 
 
+def sweep_points(sweep):
+    """Every lr the sweep trained (its main lrs, the window and the finer sweeps), ascending, as arrays: lr,
+    final loss, epochs to 1% (NaN: never) and verdict."""
+    import numpy as np
+    if sweep.rows is not None and sweep.row_verdicts:
+        rows = sweep.rows
+        lrs, final, reached, verdicts = rows.lrs, rows.final_loss.tolist(), rows.epochs_to_1pct, sweep.row_verdicts
+    else:
+        lrs, final, reached, verdicts = sweep.lrs, sweep.final_loss, sweep.epochs_to_1pct, sweep.verdicts
+    as_float = [np.nan if v is None else v for v in final], [np.nan if v is None else v for v in reached]
+    return (np.array(lrs, dtype=float), np.array(as_float[0], dtype=float), np.array(as_float[1], dtype=float),
+            np.array(verdicts, dtype=object))
+
+
 def mark_rates(ax, sweep):
-    """Vertical marks: the predicted and measured limits, plain SGD's fastest lr, the blog's lr."""
+    """Vertical marks: the predicted limits (at the start, and for the product at the balanced fit), the measured
+    limit, plain SGD's fastest lr, the blog's lr."""
     marks = [(sweep.predicted_edge, "tab:red", "--", "predicted limit " + sweep.edge_formula
               + (" (at the start)" if sweep.edge_is_local else "")),
+             (sweep.balanced_edge, "tab:purple", (0, (6, 2, 1, 2, 1, 2)),
+              "limit at the balanced least-squares fit"),
              (sweep.measured_edge, "tab:orange", "-", "measured limit"),
              (sweep.fastest_lr, "tab:green", ":", "plain SGD's fastest 2/(lambda_min+lambda_max)"),
              (2e-5, "gray", "-.", "the blog's lr")]

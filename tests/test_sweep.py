@@ -220,7 +220,7 @@ def test_a_survivor_above_the_smallest_diverged_lr_is_the_command_lines_run(prod
 
 
 @pytest.mark.xdist_group("product_sweep")
-def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys):
+def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys, tmp_path):
     x, y, sweep = product_sweep
     converged = [r for r, v in enumerate(sweep.row_verdicts) if v == "converged"]
     assert converged
@@ -255,3 +255,10 @@ def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys):
     assert f"{len(named)} runs converged with an lr above it ({named[0]:.4g} to {named[-1]:.4g})" in said
     assert f"within {100 * gap:.2g}% of its lr" in said
     assert "the largest lr that did not diverge" not in said  # untrue here: larger ones survive
+    from beyond_the_blog.figures import plot_sweep
+    fig = plot_sweep(sweep, tmp_path / "s.png")
+    marks = {line.get_gid(): line.get_xdata()[0] for line in fig.axes[0].get_lines()}
+    assert marks["mark:limit at the balanced least-squares fit"] == pytest.approx(balanced, rel=1e-6)
+    drawn = {line.get_gid(): line.get_xdata() for line in fig.axes[0].get_lines()}
+    assert set(named) <= set(drawn["sweep:converged"])  # the window's runs are drawn, as converged
+    assert not set(named) & set(drawn["sweep:diverged"])
