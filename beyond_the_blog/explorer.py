@@ -14,12 +14,12 @@ from .text import print_interrupted, wrapped
 
 def run_explorer(settings, device, signals):
     """Train every setting the request asks for, print a line about each, write the page; the exit status."""
-    from .run import data_problem, refuse  # run.py imports this module: its helpers are taken when called
+    from .run import refused_data  # run.py imports this module: its helpers are taken when called
     request = settings.explore
     x, y, starts = data_and_starts(request.models, settings.seed, (settings.samples, settings.noise, settings.x_range))
-    problem = data_problem(settings, x, y)
-    if problem:
-        return refuse(problem)
+    refused = refused_data(settings, x, y)
+    if refused:
+        return refused
     explored = []
     for setting in settings_asked(request.models, request.standardizations, request.optimizers):
         epochs = request.epochs or default_epochs(setting.optimizer, setting.model_name, setting.standardize)

@@ -79,18 +79,25 @@ def resolve_device(name):
 
 
 def data_problem(settings, x, y):
-    """Why this data cannot be fitted in floating point, or None. It is the last check before training:
-    with none, the environment's warnings are said now (a refusal stays one line)."""
+    """Why this data cannot be fitted in floating point, or None."""
     if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
         return "the data is not finite in float32"
     condition = design_condition(x)
-    if condition <= MAX_DESIGN_CONDITION:
-        say_warnings()
-    else:
+    if condition > MAX_DESIGN_CONDITION:
         lo, hi = settings.x_range
         return (f"--x-range {lo:g} {hi:g}: on these {x.numel()} float32 points x^2, x and 1 are too nearly "
                 f"dependent to fit a quadratic (condition number {condition:.2g} of [x^2, x, 1], at most "
                 f"{MAX_DESIGN_CONDITION:.0e}): use a wider range, or one nearer 0")
+    return None
+
+
+def refused_data(settings, x, y):
+    """The last check before training: a refusal's exit status, or None once the environment's warnings are
+    said (held back until now, so that a refusal stays one line)."""
+    problem = data_problem(settings, x, y)
+    if problem:
+        return refuse(problem)
+    say_warnings()
     return None
 
 
@@ -134,9 +141,9 @@ def written(failed_writes):
 def run_single(settings, device, signals):
     torch.manual_seed(settings.seed)
     x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
-    problem = data_problem(settings, x, y)
-    if problem:
-        return refuse(problem)
+    refused = refused_data(settings, x, y)
+    if refused:
+        return refused
     after_data = torch.get_rng_state()
     least = least_squares(x, y)
     fits, diagnoses = [], {}
@@ -216,9 +223,9 @@ def report_fit(settings, f, x, y, least):
 def run_replications(settings, device, signals):
     seeds = list(range(settings.seed, settings.seed + settings.runs))
     x, ys, models = replication_data(settings.model, seeds, settings.samples, settings.noise, settings.x_range)
-    problem = data_problem(settings, x, ys)
-    if problem:
-        return refuse(problem)
+    refused = refused_data(settings, x, ys)
+    if refused:
+        return refused
     result = fit_with_progress(settings, Replicas(models).to(device), settings.model,
                                (x.to(device), ys.to(device), signals.received), label=f"{settings.runs} runs",
                                seeds=seeds)
@@ -254,9 +261,9 @@ def run_lr_sweep(settings, device, signals):
     name = settings.model
     torch.manual_seed(settings.seed)
     x, y = lesson.make_data(settings.samples, settings.noise, settings.x_range)
-    problem = data_problem(settings, x, y)
-    if problem:
-        return refuse(problem)
+    refused = refused_data(settings, x, y)
+    if refused:
+        return refused
     model = MODELS[name].build().to(device)
     epochs = settings.epochs[name]
     record_interval, log_interval = settings.intervals(epochs)

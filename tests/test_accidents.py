@@ -93,6 +93,15 @@ def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
     assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == 1
 
 
+@pytest.mark.parametrize("mode", [[], ["--runs", "3"], ["--lr-sweep", "3"], ["--explore", "e.html"]])
+def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, mode):
+    # the warning waits for the last check: a run refused for its data prints the error alone
+    result = run_script(*SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
+                        env=clean_env(OMP_NUM_THREADS="abc"))
+    one_line_refusal(result, "--x-range 0 1e-20", "too nearly dependent")
+    assert "OMP_NUM_THREADS" not in result.stderr and not (tmp_path / "e.html").exists()
+
+
 def test_thread_counts_are_bounded_by_the_cores(tmp_path):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     one_line_refusal(run_script("--threads", 100000, cwd=tmp_path), "--threads", f"from 1 to {cores}")
