@@ -1,6 +1,6 @@
 """Why float32 gradient descent survives lr 4.5e-4 on the product model and float64 does not.
 
-Run: python docs/float32_edge.py   (about 15 s on 2 cores; prints four small tables)
+Run: python docs/float32_edge.py   (about 15 s on 2 cores; prints five small tables)
 
 The mechanism, measured below. On its way down, the path of gradient descent crosses a sharp
 region: lambda_max of the Hessian climbs from about 1.9e3 to about 1.2e4 (at loss about 190).
@@ -9,8 +9,9 @@ Once lr * lambda_max passes 2, the component along the top eigenvector flips sig
 float32's seed (about 1e-7) reaches full size about 20 epochs before float64's (about 1e-16).
 The path keeps sharpening meanwhile, and the size of lr * lambda_max when the blow-up comes decides
 the outcome. Below about 4 it is a catapult: the loss jumps, the layers unbalance, the run lands
-somewhere flatter. Above 4 the run diverges. The late edge of stability at the minimum, where
-2/lambda_max ends equal to lr, is the same in both precisions.
+somewhere flatter. Above 4 the run diverges. Table E shows why 4: for one point and f = u*v, one
+step changes the curvature by 4 lr f^2 (lr lambda - 4), so it falls only below 4. The late edge of
+stability at the minimum, where 2/lambda_max ends equal to lr, is the same in both precisions.
 """
 import copy
 import math
@@ -110,8 +111,13 @@ def train(dtype, model=None, first=1, last=EPOCHS, noise=0.0, keep=(), books=Non
     return out
 
 
+BLOWUPS = []  # (lr * lambda_max at the onset, survived) of every run in tables A and B
+
+
 def row(name, r):
     """One line of table A."""
+    if r["lr_lam"]:
+        BLOWUPS.append((r["lr_lam"], not r["diverged"]))
     on = f"{r['onset']:>5}" if r["onset"] else "    -"
     ll = f"{r['lr_lam']:5.2f}" if r["lr_lam"] else "    -"
     if r["diverged"]:
@@ -139,9 +145,19 @@ print("\nB. float64, lr 4.5e-4, 400 epochs, uniform relative noise eps added to 
 print(f"{'eps':>8} {'onset':>6} {'lr*lam':>7}  outcome after the transient")
 for k in (None, 53, 45, 40, 35, 30, 24):  # noise from none to float32's unit roundoff 2^-24
     r = train(torch.float64, last=400, noise=0.0 if k is None else 2.0 ** -k)
+    if r["lr_lam"]:
+        BLOWUPS.append((r["lr_lam"], not r["diverged"]))
     out = f"diverged at epoch {r['diverged']}" if r["diverged"] else f"alive, balance {balance(r['p']):+.3f}"
     on, ll = (f"{r['onset']:>6}", f"{r['lr_lam']:7.2f}") if r["onset"] else (f"{'-':>6}", f"{'-':>7}")
     print(f"{'0' if k is None else f'2^-{k}':>8} {on} {ll}  {out}")
+
+alive = [v for v, survived in BLOWUPS if survived]
+dead = [v for v, survived in BLOWUPS if not survived]
+if alive and dead and max(alive) < min(dead):
+    print(f"   in A and B every blow-up from lr*lam {max(alive):.2f} down survived, every one from "
+          f"{min(dead):.2f} up diverged")
+else:
+    print("   in A and B no single lr*lam separates the blow-ups that survived from those that diverged")
 
 print("\nC. exact-ish arithmetic (mpmath, the same float64 start and data), lr 4.5e-4")
 try:
@@ -172,3 +188,21 @@ print(f"{'epochs':>12} {'measured':>10} {'sum lr^2(|g1|^2-|g2|^2)':>24} {'roundi
 for (a, b), (meas, pred) in f32["books"].items():  # smooth descent, catapult, edge-of-stability drift
     print(f"{f'{a}-{b}':>12} {meas:+10.4f} {pred:+24.4f} {meas - pred:+18.1e}")
 print(f"\n({time.time() - t0:.0f} s)")
+
+print("\nE. one point, target 0, f = u*v (Lewkowycz et al.'s model), float64, lr 4.5e-4, start u = 10v")
+print("   loss f^2; each step changes lambda = 2(u^2+v^2) by exactly 4 lr f^2 (lr lambda - 4)")
+print(f"{'lr*lam':>9} {'peak/start loss':>16}  outcome")
+for start in (1.5, 2.5, 3.9, 3.99, 4.01, 4.1):
+    v = math.sqrt(start / LR / 202)  # lambda = 2(100 v^2 + v^2) = 202 v^2
+    u, first, peak, worst, outcome = 10 * v, (10 * v * v) ** 2, (10 * v * v) ** 2, 0.0, None
+    for step in range(1, 20001):
+        f, lam = u * v, 2 * (u * u + v * v)
+        u, v = u - 2 * LR * f * v, v - 2 * LR * f * u  # gradient descent on f^2
+        change = 2 * (u * u + v * v) - lam
+        worst = max(worst, abs(change - 4 * LR * f * f * (LR * lam - 4)) / lam)  # rounding only
+        peak = max(peak, (u * v) ** 2)
+        if not (u * v) ** 2 < 1e30:
+            outcome = f"diverged at step {step}"
+            break
+    outcome = outcome or f"converged, lr*lam at the end {LR * 2 * (u * u + v * v):.2f}"
+    print(f"{start:9.2f} {peak / first:16.3g}  {outcome}   (identity off by {worst:.0e} of lambda)")

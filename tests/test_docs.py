@@ -41,6 +41,72 @@ def test_sentences_are_short():
     assert longest[0] <= 60, longest
 
 
+def fixed_numbers():
+    """Numbers prose may state without a generated block beside them: the code's constants (read from the code, so
+    the docs fail when one changes) and facts that cannot go stale."""
+    import inspect
+
+    from beyond_the_blog import explorer_runs, monitor, theory
+    from beyond_the_blog.models import MODELS
+    constants = {
+        "20000": MODELS["linear"].defaults["sgd", False][1], "500000": MODELS["params"].defaults["sgd", False][1],
+        "0.01": theory.CONVERGED_ATOL, "24": explorer_runs.LEARNING_RATES,
+        "90": inspect.signature(monitor.frame_epochs).parameters["frames"].default,
+    }
+    facts = {
+        "144": "12², the square of the range's end", "95": "the level of the confidence intervals",
+        "1000": "the 1000-fold reduction the eigenvalue table counts epochs for", "1.9": "1 + β, β = 0.9",
+        "0.7155": "the blog's printed w1", "1.4002": "the blog's printed w2", "1.0018": "their product, as printed",
+        "3.11": "the Python version", "2021": "a citation's year",
+        "1e-7": "float32's rounding, about 2^-24", "1e-16": "float64's rounding, about 2^-53",
+    }
+    return {number for number, value in constants.items() if float(number) == value} | set(facts)
+
+
+NUMBER = r"(?<![\w.\-])\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.]\w)"  # 12, 0.5, 3e-4; not v1, 2.13.0 or x2
+
+
+def generated_and_prose(markdown):
+    """The text cog generated (program output, tables, figures) and the prose written by hand around it."""
+    pieces = re.split(r"(\]\]\] -->.*?<!-- \[\[\[end\]\]\] -->)", markdown, flags=re.S)
+    generated = "".join(pieces[1::2])
+    hand = re.sub(r"```.*?```", " ", "".join(pieces[0::2]), flags=re.S)
+    return generated, hand
+
+
+def significant_digits(number):
+    """The digits a number in prose gives: 3e-4 one, 0.014 two, 1.50 three, 400 one."""
+    mantissa = number.split("e")[0]
+    digits = mantissa.replace(".", "").lstrip("0")
+    return max(1, len(digits) if "." in mantissa else len(digits.rstrip("0")))
+
+
+def quotes(number, generated_numbers):
+    """Whether `number` is one of the generated numbers, rounded to the digits the prose gives."""
+    digits = significant_digits(number)
+    return any(float(f"{g:.{digits}g}") == float(number) for g in generated_numbers)
+
+
+def test_the_number_check_rounds_as_a_reader_does():
+    assert quotes("3e-4", [0.0003]) and quotes("0.014", [0.01356]) and quotes("400", [417.2])
+    assert not quotes("0.0147", [0.01356]) and not quotes("14", [12.6])
+
+
+def test_prose_quotes_no_number_that_no_command_regenerates():
+    fixed = fixed_numbers()
+    for path in DOCS:
+        if path.name == "speed-tables.md":
+            continue  # the benchmark writes this file whole
+        generated, hand = generated_and_prose(path.read_text(encoding="utf-8"))
+        generated_numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", generated)]  # sizes
+        for sentence in prose_sentences(hand):
+            for number in re.findall(NUMBER, sentence):
+                if float(number) <= 10 and "." not in number and "e" not in number:
+                    continue  # counts and small integers: "two models", "seed 0"
+                assert number in fixed or quotes(number, generated_numbers), (
+                    f"{path.name}: {number} is copied by hand: quote a generated block instead ({sentence[:80]})")
+
+
 def test_readme_is_a_landing_page():
     assert len((ROOT / "README.md").read_text(encoding="utf-8").splitlines()) <= 260
 

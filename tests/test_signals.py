@@ -42,14 +42,34 @@ def start(tmp_path, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.4, 1.0])
-def test_ctrl_c_while_starting_up_is_quiet(delay, tmp_path):
-    # (in Python's own first ~30 ms, before the script's first line runs, Python itself answers Ctrl-C)
-    process = start(tmp_path, "--model", "params", "--metrics", "m.json")
-    time.sleep(delay)  # somewhere in the imports or the first epochs
+def lines_after_cli(line):
+    """Whether an `-X importtime` line comes after beyond_the_blog.cli's: main() has run its first line."""
+    return line.rstrip().endswith("| beyond_the_blog.cli")
+
+
+@pytest.mark.parametrize("moment", ["the first import after the handlers", "the 400th, inside torch",
+                                    "the lesson's, once torch has loaded"])
+def test_ctrl_c_while_starting_up_is_quiet(moment, tmp_path):
+    # Each moment is a point in the program's order, not a delay: `-X importtime` prints a line as each import
+    # ends, and main() installs its handlers first thing, right after beyond_the_blog.cli's line. (Before that,
+    # in Python's own start-up, Python itself answers Ctrl-C.) A delay would land elsewhere on a busy machine.
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(SCRIPT), "--model", "params", "--metrics",
+                                "m.json"], cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    wanted = {"the first import after the handlers": 1, "the 400th, inside torch": 400}.get(moment)
+    after_cli = None
+    for line in process.stderr:
+        if after_cli is not None and line.startswith("import time:"):
+            after_cli += 1
+            if after_cli == wanted or (wanted is None and line.rstrip().endswith("| quadratic_regression")):
+                break
+        elif lines_after_cli(line):
+            after_cli = 0
+    assert after_cli, "the run never got past its imports"
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert process.returncode == 130 and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-500:]
+    assert not (tmp_path / "m.json").exists()  # nothing was computed, so nothing is written
 
 
 @pytest.mark.parametrize("signum,status", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)])
