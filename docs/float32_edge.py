@@ -1,12 +1,14 @@
 """Why float32 gradient descent survives lr 4.5e-4 on the product model and float64 does not.
 
-Run: python docs/float32_edge.py   (about 15 s on 2 cores; prints five small tables)
+Run: python docs/float32_edge.py   (under a minute on 2 cores; prints five small tables)
 
 The mechanism, measured below. On its way down, the path of gradient descent crosses a sharp
 region: lambda_max of the Hessian climbs from about 1.9e3 to about 1.2e4 (at loss about 190).
 Once lr * lambda_max passes 2, the component along the top eigenvector flips sign and grows by
-|1 - lr * lambda_max| every step. It grows from a seed: the rounding error of each step.
-float32's seed (about 1e-7) reaches full size about 20 epochs before float64's (about 1e-16).
+|1 - lr * lambda_max| every step. It grows from a seed: in float32 and float64, the rounding error
+of each step. float32's seed (2^-24 of each number) reaches full size before float64's (2^-53): see
+table A. With 60 digits or more the divergence stops moving (table C): the seed is then what is left of
+the start's own component along that direction.
 The path keeps sharpening meanwhile, and the size of lr * lambda_max when the blow-up comes decides
 the outcome. Below about 4 it is a catapult: the loss jumps, the layers unbalance, the run lands
 somewhere flatter. Above 4 the run diverges. Table E shows why 4: for one point and f = u*v, one
@@ -128,7 +130,8 @@ def row(name, r):
 
 t0 = time.time()
 print(f"A. lr {LR:g}, seed-0 start, {EPOCHS} epochs. onset: first epoch the loss rises;")
-print("   lr*lam: lr * lambda_max two epochs before it (catapult needs < ~4). Start balance -0.0136.")
+print(f"   lr*lam: lr * lambda_max two epochs before it (catapult needs < ~4). "
+      f"Start balance {balance(flat(seeded_start()[2])):.4f}.")
 print(f"{'run':<28} onset lr*lam  outcome")
 f32 = train(torch.float32, keep=(100, 150), books=[(0, 140), (140, 200), (200, EPOCHS)])  # the lesson's run
 print(row("float32 (the lesson)", f32))
@@ -141,7 +144,7 @@ x64 = train(torch.float64, last=150)["p"]  # where float64 is at epoch 150
 print(f"   at epoch 150 the float32 and float64 parameters differ by at most "
       f"{np.abs(flat(f32['kept'][150]) - x64).max():.1e}")
 
-print("\nB. float64, lr 4.5e-4, 400 epochs, uniform relative noise eps added to the parameters each step")
+print(f"\nB. float64, lr {LR:g}, 400 epochs, uniform relative noise eps added to the parameters each step")
 print(f"{'eps':>8} {'onset':>6} {'lr*lam':>7}  outcome after the transient")
 for k in (None, 53, 45, 40, 35, 30, 24):  # noise from none to float32's unit roundoff 2^-24
     r = train(torch.float64, last=400, noise=0.0 if k is None else 2.0 ** -k)
@@ -159,7 +162,7 @@ if alive and dead and max(alive) < min(dead):
 else:
     print("   in A and B no single lr*lam separates the blow-ups that survived from those that diverged")
 
-print("\nC. exact-ish arithmetic (mpmath, the same float64 start and data), lr 4.5e-4")
+print(f"\nC. exact-ish arithmetic (mpmath, the same float64 start and data), lr {LR:g}")
 try:
     import mpmath  # arbitrary precision: does float64's own rounding seed its divergence?
     p0 = flat(seeded_start()[2])  # the float32 initial parameters, exactly
@@ -189,7 +192,7 @@ for (a, b), (meas, pred) in f32["books"].items():  # smooth descent, catapult, e
     print(f"{f'{a}-{b}':>12} {meas:+10.4f} {pred:+24.4f} {meas - pred:+18.1e}")
 print(f"\n({time.time() - t0:.0f} s)")
 
-print("\nE. one point, target 0, f = u*v (Lewkowycz et al.'s model), float64, lr 4.5e-4, start u = 10v")
+print(f"\nE. one point, target 0, f = u*v (Lewkowycz et al.'s model), float64, lr {LR:g}, start u = 10v")
 print("   loss f^2; each step changes lambda = 2(u^2+v^2) by exactly 4 lr f^2 (lr lambda - 4)")
 print(f"{'lr*lam':>9} {'peak/start loss':>16}  outcome")
 for start in (1.5, 2.5, 3.9, 3.99, 4.01, 4.1):
