@@ -26,7 +26,8 @@ interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 
 exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
 least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
 --epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:
-epochs, converged, stalled, tol, diverged or interrupted."""
+epochs, converged, stalled, tol, diverged or interrupted. A run diverged if its loss became inf/NaN, or if it
+ended above its starting loss, the rule --lr-sweep applies to each of its runs."""
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 

@@ -122,8 +122,8 @@ def plot_fits(fits, x, y, least, path, show, full_batch=()):
     left, right = fig.subplots(1, 2)
     names = " and ".join(f.model_name for f in fits)
     ended = [f"{f.final_loss:.6f}" for f in fits if f.log.stop_reason != "diverged"]
-    diverged = [f"{f.model_name} diverged at epoch {f.log.diverged_at}, not drawn"
-                for f in fits if f.log.stop_reason == "diverged"]
+    diverged = [f"{f.model_name} diverged" + (f" at epoch {f.log.diverged_at}" if f.log.diverged_at else "")
+                + ", not drawn" for f in fits if f.log.stop_reason == "diverged"]
     title = (f"model {names}: " + "; ".join(([f"final loss {', '.join(ended)}"] if ended else []) + diverged)
              + f"\n{rates(fits)}")
     lines = [("Fitting Line" if len(fits) == 1 else f"Fitting Line ({f.model_name})",

@@ -27,7 +27,8 @@ class TrainLog:
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
     stop_reason: str = "epochs"  # epochs | tol | target | converged | stalled | diverged | interrupted
     diverged_at: int | None = None               # the first epoch with an inf/NaN loss (of any run)
-    diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN
+    diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN; or the final
+    start_loss: float | None = None              # loss and the start's, of a run that ended above its start
     run_diverged_at: object = None               # replicated runs: (R,) first inf/NaN epoch per run, 0 for none
     seconds: float = 0.0
 

@@ -5,6 +5,7 @@ full disk, a file-size limit or an interruption leaves the previous file whole. 
 exists and is not a regular file is never replaced: a device (/dev/null, a terminal) or a FIFO
 is written into directly, anything else is refused before training. torch-free.
 """
+import errno
 import os
 import shutil
 import stat
@@ -21,8 +22,11 @@ class OutputError(Exception):
 
 
 def figure_name(path):
-    """The name matplotlib really writes: it adds .png to a name without an extension."""
-    return path if os.path.splitext(path)[1] else path + ".png"
+    """The name matplotlib really writes: it adds .png to a name without an extension. A device, a FIFO
+    or the file stdout goes to keeps its name (/dev/null.png would be a new file in /dev)."""
+    if os.path.splitext(path)[1] or written_in_place(path) or (os.path.isfile(path) and is_standard_stream(path)):
+        return path
+    return path + ".png"
 
 
 def check_targets(outputs):
@@ -121,7 +125,7 @@ def replaceable(target):
 
 
 def check_figure_format(option, path):
-    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    extension = os.path.splitext(path)[1].lstrip(".").lower() or "png"  # a device's name: png, as savefig does
     if extension not in FIGURE_FORMATS:
         raise OutputError(f"{option} {path}: matplotlib cannot write .{extension} figures "
                           f"(it writes {', '.join(FIGURE_FORMATS)})")
@@ -132,9 +136,13 @@ def check_figure_format(option, path):
 @contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renamed onto `path` if the block succeeds, removed if not.
-    A device or a FIFO is yielded itself: written into, never replaced or removed."""
+    A device or a FIFO is never replaced or removed: its bytes are written into it (written_into)."""
     if written_in_place(path):
-        yield path
+        with tempfile.TemporaryDirectory() as folder:
+            # a file that can seek, as savefig and the GIF writer need; named with the format savefig reads
+            temporary = os.path.join(folder, "output" + (os.path.splitext(path)[1] or ".png"))
+            yield temporary
+            written_into(path, temporary)
         return
     folder, name = os.path.split(os.path.realpath(path))
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=os.path.splitext(name)[1])
@@ -147,6 +155,23 @@ def atomic_path(path):
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def written_into(path, temporary):
+    """Copy the bytes of `temporary` into the device or FIFO `path`. A FIFO that no process reads fails at
+    once (ENXIO: "No such device or address") rather than waiting for ever for a reader."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ENXIO and stat.S_ISFIFO(os.stat(path).st_mode):
+            raise OSError(error.errno, "no process is reading this FIFO") from None
+        raise
+    try:
+        os.set_blocking(fd, True)  # a reader is there: now let writes wait for it to read
+        with open(fd, "wb", closefd=False) as target, open(temporary, "rb") as source:
+            shutil.copyfileobj(source, target)
+    finally:
+        os.close(fd)
 
 
 def file_mode(path):

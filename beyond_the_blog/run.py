@@ -34,7 +34,7 @@ from .text import (
     print_stop,
     print_sweep,
 )
-from .theory import design_condition, judge_stop, largest_curvature, least_squares
+from .theory import design_condition, judge_rise, judge_stop, largest_curvature, least_squares
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 
@@ -156,6 +156,7 @@ def run_single(settings, device, signals):
                               record="frames" if settings.animate is not None else "path")
         fits.append(f)
         judge_stop(f.log, f.coefficients, least)
+        judge_rise(f.log, f.final_loss)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
             print(divergence_message(f, x, y), file=sys.stderr)

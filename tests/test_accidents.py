@@ -45,6 +45,36 @@ def test_a_fifo_is_written_into_and_its_reader_gets_the_json(tmp_path):
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and json.loads(received[0])["epochs_run"] == 50
 
 
+def test_a_fifo_nobody_reads_fails_at_once_and_costs_no_other_file(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # no reader: opening it to write would wait for ever
+    result = run_script(*SHORT, "--no-plot", "--metrics", fifo, "--save-model", "m.pt", cwd=tmp_path)
+    assert result.returncode == 74 and "Traceback" not in result.stderr, result.stderr
+    assert "no process is reading this FIFO" in result.stderr and (tmp_path / "m.pt").is_file()
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["m.pt", "pipe.json"]
+
+
+@pytest.mark.parametrize("name", ["fig.png", "fig"])
+def test_a_figure_into_a_fifo_reaches_its_reader_under_its_own_name(tmp_path, name):
+    fifo = tmp_path / name
+    os.mkfifo(fifo)  # a PNG writer seeks; a FIFO cannot, so the bytes are made first and then written in
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = run_script(*SHORT, "--no-show", "--plot", fifo, cwd=tmp_path)
+    reader.join(30)
+    assert result.returncode == 0 and f"figure written to {fifo}\n" in result.stdout, result.stderr
+    assert received[0].startswith(b"\x89PNG\r\n\x1a\n") and stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no fig.png beside the FIFO fig, no temporary file
+
+
+def test_a_figure_into_a_device_adds_no_file_beside_it(tmp_path):
+    before = set(os.listdir("/dev"))
+    result = run_script(*SHORT, "--no-show", "--plot", "/dev/null", "--landscape", "/dev/null", cwd=tmp_path)
+    assert result.returncode == 0 and "figure written to /dev/null\n" in result.stdout, result.stderr
+    assert set(os.listdir("/dev")) - before == set() and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
 def test_stdout_as_a_target_never_replaces_what_stdout_writes_to(tmp_path):
     out = tmp_path / "out.txt"
     with open(out, "w") as stream:  # --metrics /dev/stdout > out.txt
@@ -57,6 +87,17 @@ def test_stdout_as_a_target_never_replaces_what_stdout_writes_to(tmp_path):
                            cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0, piped.stderr  # stdout is a pipe: the JSON goes down it, after the results
     assert '"epochs_run": 50' in piped.stdout and "fitted: y =" in piped.stdout
+
+
+@pytest.mark.parametrize("option", ["--plot", "--landscape", "--save-model"])
+def test_stdout_redirected_to_a_file_is_refused_for_every_output(tmp_path, option):
+    out, before = tmp_path / "out.txt", set(os.listdir("/dev"))
+    with open(out, "w") as stream:  # --plot /dev/stdout > out.txt: no /dev/stdout.png, no lost out.txt
+        result = subprocess.run([sys.executable, str(SCRIPT), *SHORT, "--no-show", option, "/dev/stdout"],
+                                cwd=tmp_path, env=clean_env(), stdout=stream, stderr=subprocess.PIPE, text=True,
+                                timeout=120)
+    one_line_refusal(result, "/dev/stdout", "another file name")
+    assert out.is_file() and set(os.listdir("/dev")) == before
 
 
 def test_a_socket_is_refused_before_training(tmp_path):

@@ -204,6 +204,28 @@ def test_each_lr_near_the_edge_is_the_single_run_bit_for_bit(product_sweep):
         assert sweep.row_verdicts[r] == expected, (lr, sweep.row_verdicts[r], expected)
 
 
+@pytest.mark.parametrize("args", [("--model", "params"), ("--model", "params", "--optimizer", "momentum",
+                                                            "--standardize")])
+def test_a_short_sweeps_verdicts_are_the_single_runs_at_its_edge(tmp_path, args):
+    # at 300 epochs the run just above the limit has not overflowed yet: its loss has only grown past its start
+    sweep = run_script(*args, "--lr-sweep", 6, "--epochs", 300, "-q", "--no-plot", "--metrics", "s.json",
+                       cwd=tmp_path)
+    assert sweep.returncode == 0, sweep.stderr
+    measured = json.loads((tmp_path / "s.json").read_text())["lr_sweep"]
+    every = measured["all_lrs"]  # the grid and the rates added near the edge
+    for lr, verdict in zip(every["lrs"], every["verdicts"]):
+        if lr not in measured["edge_bracket"]:
+            continue
+        single = run_script(*args, "--lr", repr(lr), "--epochs", 300, "--no-plot", "--metrics", "m.json",
+                            cwd=tmp_path)
+        metrics = json.loads((tmp_path / "m.json").read_text())
+        losses = [loss for _, loss in metrics["loss_history"]]
+        rose = not np.isfinite(metrics["final_loss"]) or metrics["final_loss"] > losses[0]  # the rule, by hand
+        assert (verdict == "diverged") == rose == metrics["diverged"] == (single.returncode == 1), (lr, verdict)
+        if rose:
+            assert "above its start" in single.stderr and "Traceback" not in single.stderr
+
+
 @pytest.mark.xdist_group("product_sweep")
 def test_a_survivor_above_the_smallest_diverged_lr_is_the_command_lines_run(product_sweep, tmp_path):
     x, y, sweep = product_sweep
