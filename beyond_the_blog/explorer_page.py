@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from .monitor import ended_above_start
 from .optimizers import OPTIMIZERS
 from .outputs import json_safe
 from .theory import TRUE_COEFFICIENTS, least_squares
@@ -60,7 +61,7 @@ def setting_data(runs, least_loss):
         "loss": rounded(runs.loss.tolist()),
         **{name: rounded(runs.coefficients[:, :, i].tolist()) for i, name in enumerate("abc")},
         "diverged_at_epoch": runs.diverged_at,
-        "ended_above_start": [bool(torch.isfinite(v)) and v.item() > runs.start_loss for v in final],
+        "ended_above_start": [bool(torch.isfinite(v)) and ended_above_start(v.item(), runs.start_loss) for v in final],
         "within_1pct_of_least_squares": [bool(v <= NEAR_FLOOR * least_loss) for v in final.tolist()],
         "start_loss": runs.start_loss, "limit": runs.limit, "limit_formula": runs.limit_formula,
         "limit_is_local": runs.limit_is_local, "end_point_limits": runs.end_point_limits,

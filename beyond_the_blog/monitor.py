@@ -18,6 +18,22 @@ from .optimizers import OPTIMIZERS
 
 EARLY_EPOCHS = {round(1.25**k) for k in range(40)}  # a few early losses too, for the log-scale plot
 
+DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
+# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
+
+
+def ended_above_start(final_loss, start_loss):
+    """The rule for a finite run, a single one or each of a sweep's (floats or tensors): it diverged."""
+    return final_loss > DIVERGED_FACTOR * start_loss
+
+
+def judge_rise(log, final_loss):
+    """A single run that never reached inf/NaN but ended above its starting loss diverged, as in the sweep."""
+    if log.stop_reason not in ("epochs", "tol") or log.start_loss is None:
+        return  # stopped for its own reason, or no start to compare with
+    if ended_above_start(final_loss, log.start_loss):
+        log.stop_reason, log.diverged_loss = "diverged", final_loss
+
 
 @dataclass
 class TrainLog:
@@ -27,10 +43,15 @@ class TrainLog:
     frames: list = field(default_factory=list)   # (epoch, prediction at x) for --animate
     stop_reason: str = "epochs"  # epochs | tol | target | converged | stalled | diverged | interrupted
     diverged_at: int | None = None               # the first epoch with an inf/NaN loss (of any run)
-    diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN; or the final
-    start_loss: float | None = None              # loss and the start's, of a run that ended above its start
+    diverged_loss: float | None = None           # that loss: inf (float32 overflowed) or NaN; or the final loss
+                                                 # of a run that ended above its start (diverged_at None)
     run_diverged_at: object = None               # replicated runs: (R,) first inf/NaN epoch per run, 0 for none
     seconds: float = 0.0
+
+    @property
+    def start_loss(self):
+        """The loss before the first step, as logged at epoch 1 (None if epoch 1 was not recorded)."""
+        return self.history[0][1] if self.history and self.history[0][0] == 1 else None
 
 
 class Monitor:

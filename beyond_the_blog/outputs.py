@@ -19,9 +19,9 @@ from .figures import (
     write_animation,
 )
 from .landscape_figure import plot_landscape
+from .monitor import DIVERGED_FACTOR
 from .paths import atomic_path
 from .status import PROG
-from .sweep import DIVERGED_FACTOR
 from .theory import CONVERGED_ATOL, LinearDiagnosis, ParamsDiagnosis
 
 

@@ -17,7 +17,7 @@ from .explorer import run_explorer
 from .fit import FitConfig, fit
 from .interruptions import RecordedSignals, guarded_stdout
 from .models import MODELS
-from .monitor import Progress, TrajectoryRecorder, chain, convergence_rule, frame_epochs
+from .monitor import Progress, TrajectoryRecorder, chain, convergence_rule, frame_epochs, judge_rise
 from .outputs import write_replication_outputs, write_single_outputs, write_sweep_outputs
 from .replicas import Replicas, replication_data, summarize_replications
 from .status import ExitStatus, error_line, refuse
@@ -34,7 +34,7 @@ from .text import (
     print_stop,
     print_sweep,
 )
-from .theory import design_condition, judge_rise, judge_stop, largest_curvature, least_squares
+from .theory import design_condition, judge_stop, largest_curvature, least_squares
 
 MAX_DESIGN_CONDITION = 1e7  # beyond it, float64 least squares and eigenvalues lose most of their digits
 

@@ -23,7 +23,7 @@ from .fit import FitConfig
 from .interruptions import signals_received
 from .lockstep import LOCKSTEP, matches_single_run
 from .models import MODELS, Standardization, coefficients_of, default_lr
-from .monitor import EARLY_EPOCHS, Monitor
+from .monitor import EARLY_EPOCHS, Monitor, ended_above_start
 from .optimizers import OPTIMIZERS
 from .replicas import Replicas, SummedRunLosses
 from .theory import (
@@ -36,8 +36,6 @@ from .theory import (
 )
 from .valley import end_points
 
-DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
-# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
 EDGE_PRECISION = 1.01  # the measured limit is pinned down to 1%
 WINDOW = 5             # lrs 1% apart on each side of the predicted limit, trained with the first sweep
 PILOT_FRACTION = 20    # a local prediction: a pilot of the main lrs at a twentieth of the epochs finds the bracket
@@ -182,7 +180,7 @@ def train_sweep(setup, lrs, epochs=None, on_record=None):
             lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
     seconds = time.perf_counter() - began
     final = losses_now().double().cpu()
-    diverged = ~torch.isfinite(final) | (final > DIVERGED_FACTOR * start_loss)
+    diverged = ~torch.isfinite(final) | ended_above_start(final, start_loss)
     near = within_one_percent(setup.least_loss, setup.scale)
     reached = [next((e for e, v in monitor.log.history if v[r] <= near), None)
                for r in range(len(lrs))]

@@ -4,8 +4,8 @@ import math
 import sys
 import textwrap
 
+from .monitor import DIVERGED_FACTOR
 from .replicas import SMALLEST_EXCESS
-from .sweep import DIVERGED_FACTOR
 from .theory import CONVERGED_ATOL, TRUE_COEFFICIENTS, distance_from_least_squares, within_one_percent
 
 

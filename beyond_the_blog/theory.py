@@ -69,14 +69,6 @@ def judge_stop(log, coefficients, least):
         log.stop_reason = "stalled"
 
 
-def judge_rise(log, final_loss):
-    """The sweep's rule for a run that never reached inf/NaN: one that ends above its starting loss
-    diverged (below the lr limit every error shrinks, so a stable run ends below its start)."""
-    start = log.history[0][1] if log.history and log.history[0][0] == 1 else None
-    if log.stop_reason in ("epochs", "tol") and start is not None and final_loss > start:
-        log.stop_reason, log.diverged_loss, log.start_loss = "diverged", final_loss, start
-
-
 @functools.cache  # 100000 Python-level density evaluations: computed once per (p, df)
 def student_t_quantile(p, df):
     """The p-quantile of Student's t with df degrees of freedom, for p > 0.5, by bisection on
