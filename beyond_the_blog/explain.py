@@ -140,9 +140,11 @@ def explain_divergence(optimizer, lr, log, curvature, constant_hessian, what="tr
     standardized: trained on z already (no use advising --standardize)."""
     broke = "overflowed float32 (inf)" if log.diverged_loss == math.inf else "became inf/NaN"
     head = f"error: {what} diverged at epoch {log.diverged_at} (the loss {broke}) with lr {lr:g}; "
-    if log.diverged_at is None:  # finite, but it ended above where it started
-        head = (f"error: {what} diverged with lr {lr:g}: after {log.epochs_run} epochs the loss is "
-                f"{log.diverged_loss:.4g}, above its start, {log.start_loss:.4g}; ")
+    if log.diverged_at is None:  # every logged loss finite, but the last step ended above the start
+        ended = (f"{log.diverged_loss:.4g}, above its start, {log.start_loss:.4g}" if math.isfinite(log.diverged_loss)
+                 else "inf/NaN")
+        head = (f"error: {what} diverged with lr {lr:g}: after {log.epochs_run} epoch{'s' * (log.epochs_run != 1)} "
+                f"the loss is {ended}; ")
     where = "" if constant_hessian else ", at the start"
     facts = OPTIMIZERS[optimizer]
     if facts.stability is not None:

@@ -28,10 +28,11 @@ def ended_above_start(final_loss, start_loss):
 
 
 def judge_rise(log, final_loss):
-    """A single run that never reached inf/NaN but ended above its starting loss diverged, as in the sweep."""
+    """A single run whose logged losses stayed finite diverged, as in the sweep, if the loss after its last
+    step is inf/NaN or above its starting loss."""
     if log.stop_reason not in ("epochs", "tol") or log.start_loss is None:
         return  # stopped for its own reason, or no start to compare with
-    if ended_above_start(final_loss, log.start_loss):
+    if not math.isfinite(final_loss) or ended_above_start(final_loss, log.start_loss):
         log.stop_reason, log.diverged_loss = "diverged", final_loss
 
 

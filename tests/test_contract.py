@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from conftest import clean_env, run_script, seeded_data
-from hypothesis import HealthCheck, example, given, seed, settings
+from hypothesis import HealthCheck, assume, example, given, seed, settings
 from hypothesis import strategies as st
 
 from beyond_the_blog.status import ExitStatus
@@ -107,6 +107,9 @@ def check_converged_claim(stdout, options, metrics):
 @example(options={**NO_OPTIONS, "--model": "linear", "--epochs": "37"}, target="fifo",
          environment={"OMP_NUM_THREADS": "abc", "PYTHONIOENCODING": "cp1252", "MPLBACKEND": None})
 def test_every_run_keeps_the_contract(options, target, environment, tmp_path_factory):
+    # the blog's own 500000 epochs take minutes on a busy machine (the fidelity test runs them): not drawn here,
+    # nor shrunk to, so the suite's time does not hang on the machine's load
+    assume(not (options["--model"] == "params" and options["--optimizer"] == "sgd" and options["--epochs"] is None))
     folder = tmp_path_factory.mktemp("contract")
     metrics = metrics_target(target, folder)
     reader = drain(metrics) if target == "fifo" else None

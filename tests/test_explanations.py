@@ -59,3 +59,13 @@ def test_a_noise_free_sweep_times_the_runs_that_reach_the_exact_fit(tmp_path):
     assert reached and reached[0] is not None  # the smallest lr gets to the exact fit within 2000 epochs
     lo, hi = sweep["edge_bracket"]
     assert f"{hi:.4g} did ({100 * (hi / lo - 1):.2g}% above it)" in prose(result.stdout)
+
+
+def test_a_last_step_that_overflows_is_a_divergence_not_a_diagnosis(tmp_path):
+    # every logged loss is finite (the loss is logged before each step); the step of the only epoch overflows
+    result = run_script("--model", "linear", "--optimizer", "adam", "--lr", "1e30", "--epochs", 1, "-q",
+                        "--no-plot", "--metrics", "m.json", cwd=tmp_path)
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert metrics["diverged"] and metrics["final_loss"] is None  # strict JSON: inf is written as null
+    assert "after 1 epoch the loss is inf/NaN" in result.stderr
