@@ -55,7 +55,7 @@ def write_bytes(path, content):
 
 def print_explored(runs):
     """One line per setting: what was trained, how long it took, the limit, which runs diverged."""
-    diverged = [lr for lr, k in zip(runs.lrs, runs.diverged_at) if k is not None]
+    diverged = [lr for lr, gone in zip(runs.lrs, runs.diverged) if gone]  # inf/NaN or above its start
     where = "at the start" if runs.limit_is_local else "exact: the Hessian is constant"
     verdict = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none diverged"
     print(wrapped(f"{runs.setting.label}: {len(runs.lrs)} lrs x {runs.epochs} epochs in {runs.seconds:.1f} s; "

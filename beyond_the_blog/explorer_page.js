@@ -149,7 +149,7 @@
   function status(r) {
     const diverged = setting.diverged_at_epoch[r];
     if (diverged !== null) return `diverged at epoch ${diverged}: its loss overflowed float32 (inf/NaN)`;
-    if (setting.ended_above_start[r]) return "it did not overflow, but its loss ended above its start";
+    if (setting.ended_above_start[r]) return "diverged: its loss ended above its start (without overflowing float32)";
     const last = setting.loss[r][setting.recorded_epochs.length - 1].toPrecision(7);
     const floor = DATA.least_squares.loss.toPrecision(7);
     if (setting.within_1pct_of_least_squares[r]) return `its last loss ${last} is within 1% of the least-squares ` +

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import torch
 
-from .monitor import ended_above_start
 from .optimizers import OPTIMIZERS
 from .outputs import json_safe
 from .theory import TRUE_COEFFICIENTS, least_squares
@@ -45,7 +44,7 @@ def page_data(runs, x, y, options):
         "least_squares": {**dict(zip("abc", least.coefficients[0].tolist())), "loss": least.loss[0].item()},
         "loss_at_epoch": "each run's MSE after that many epochs (float32, as trained); epoch 0 is the start",
         "diverged_at_epoch_means": "the first epoch after which the run's loss is inf or NaN (float32 overflowed)",
-        "ended_above_start_means": "the run did not overflow, but its last loss is above its starting loss",
+        "ended_above_start_means": "the run diverged without overflowing: its last loss is above its starting loss",
         "settings": [setting_data(r, least.loss[0].item()) for r in runs],
     }}
 
@@ -61,7 +60,7 @@ def setting_data(runs, least_loss):
         "loss": rounded(runs.loss.tolist()),
         **{name: rounded(runs.coefficients[:, :, i].tolist()) for i, name in enumerate("abc")},
         "diverged_at_epoch": runs.diverged_at,
-        "ended_above_start": [bool(torch.isfinite(v)) and ended_above_start(v.item(), runs.start_loss) for v in final],
+        "ended_above_start": runs.ended_above_start,
         "within_1pct_of_least_squares": [bool(v <= NEAR_FLOOR * least_loss) for v in final.tolist()],
         "start_loss": runs.start_loss, "limit": runs.limit, "limit_formula": runs.limit_formula,
         "limit_is_local": runs.limit_is_local, "end_point_limits": runs.end_point_limits,

@@ -3,7 +3,7 @@ same start on the same data as one vectorized computation, recorded at about 60 
 
 A setting is the --lr-sweep's machinery (replicas.Replicas: one model with a run axis; sweep.PerRunSGD: one lr
 per run) trained by the lesson's own train_by_hand with every gradient written out by hand for all runs at once
-(batched_gradients.py): the blog's 500000 epochs of 25 runs then take about a sixth of one default single run.
+(batched_gradients.py): the blog's 500000 epochs of 25 runs then take seconds (docs/explorer.md times them).
 
 What is recorded at an epoch k is the state after k epochs: the loss (float32, as trained) and a, b, c. Epoch 0
 is the start. A run diverged at epoch K if K is the first epoch after which its loss is inf or NaN (float32
@@ -20,7 +20,7 @@ import quadratic_regression as lesson
 
 from .batched_gradients import BATCHED_GRADIENTS
 from .models import MODELS, Standardization, coefficients_of, default_epochs, default_lr
-from .monitor import frame_epochs
+from .monitor import ended_above_start, frame_epochs
 from .optimizers import OPTIMIZERS
 from .replicas import Replicas, SummedRunLosses
 from .sweep import PerRunSGD, log_spaced, predicted_edge
@@ -65,6 +65,17 @@ class ExploredRuns:
     end_point_limits: list | None  # the product: the same limit at each run's end point (None: it diverged)
     bowl: object                   # theory.Bowl of the space trained in
     seconds: float
+
+    @property
+    def ended_above_start(self):
+        """Per run: it never overflowed, but its last loss is above its start (monitor.ended_above_start)."""
+        return [k is None and ended_above_start(v, self.start_loss) for v, k in zip(self.loss[:, -1].tolist(),
+                                                                                     self.diverged_at)]
+
+    @property
+    def diverged(self):
+        """Per run: diverged by the single run's rule, inf/NaN or ended above its start."""
+        return [k is not None or rose for k, rose in zip(self.diverged_at, self.ended_above_start)]
 
 
 def explorer_lrs(default, limit, count=LEARNING_RATES):

@@ -154,7 +154,10 @@ def explorer_table(path="docs/explorer.html"):
         r = s["lrs"].index(s["default_lr"])
         within = next((e for e, v in zip(s["recorded_epochs"], s["loss"][r]) if v is not None and v <= 1.01 * floor),
                       None)
-        diverged = [(lr, k) for lr, k in zip(s["lrs"], s["diverged_at_epoch"]) if k is not None]
+        # diverged: inf/NaN at epoch k, or ended above its start (k is then "ended above its start")
+        diverged = [(lr, k if k is not None else "ended above its start")
+                    for lr, k, rose in zip(s["lrs"], s["diverged_at_epoch"], s["ended_above_start"])
+                    if k is not None or rose]
         smallest = f"{min(diverged)[0]:.3g} | {min(diverged)[1]}" if diverged else "none |"
         where = " at the start" if s["limit_is_local"] else ""
         rows.append(f"| {s['model']} on {s['inputs']}, {s['optimizer']} | {s['epochs']} "
@@ -164,17 +167,13 @@ def explorer_table(path="docs/explorer.html"):
 
 
 def explorer_cost(path="docs/explorer.html"):
-    """The page's size and training time, against one default params run's, as the benchmark last measured it."""
+    """The page's size and training time (a ratio to a single run would need both timed in one run: see speed.md)."""
     import plotly
     data = explorer_data(path)
-    bench = json.loads((ROOT / "docs" / "bench-results.json").read_text())
-    single = next(row["cli_default"]["seconds"] for row in bench["time_to_fit"]
-                  if (row["model"], row["optimizer"], row["standardize"]) == ("params", "sgd", False))
     total = sum(s["train_seconds"] for s in data["settings"])
     runs = sum(len(s["lrs"]) for s in data["settings"])
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
     return (f"The page in this folder trained its {runs} runs in {total:.1f} s, all eight settings together.\n"
-            f"The benchmark's last full run timed one default `--model params` run at {single:.1f} s of training.\n"
             f"The page is {(ROOT / path).stat().st_size / 2**20:.1f} MB; plotly.js is "
             f"{plotly_js.stat().st_size / 2**20:.1f} MB of it.\n")
 
@@ -183,7 +182,9 @@ def explorer_product(path="docs/explorer.html"):
     """What the product's runs on x with plain SGD did around the limit predicted at their start."""
     data = explorer_data(path)
     s = next(s for s in data["settings"] if (s["model"], s["inputs"], s["optimizer"]) == ("linear", "x", "sgd"))
-    runs = list(zip(s["lrs"], s["diverged_at_epoch"], s["within_1pct_of_least_squares"], s["end_point_limits"]))
+    gone = [k if k is not None or not rose else "rose"  # ended above its start: diverged without overflowing
+            for k, rose in zip(s["diverged_at_epoch"], s["ended_above_start"])]
+    runs = list(zip(s["lrs"], gone, s["within_1pct_of_least_squares"], s["end_point_limits"]))
     survived = sum(lr > s["limit"] and k is None for lr, k, _, _ in runs)
     diverged_below = sum(lr < s["limit"] and k is not None for lr, k, _, _ in runs)
     edge = [lr for lr, _, near, end in runs if near and end and abs(end / lr - 1) < 0.01]

@@ -141,6 +141,28 @@ def test_ctrl_c_stops_a_setting_and_no_page_is_claimed():
     assert train_setting(Setting("params", False, "sgd"), (x, y, model), 1000, signals=["SIGINT"]) is None
 
 
+def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(tmp_path):
+    """3 epochs: the lrs past the limit have not overflowed yet, but their loss rose. They diverged, by the single
+    run's rule, on the page and in the printed line; a float64 gradient descent written here says which."""
+    result = run_script("--explore", "page.html", "--model", "params", "--optimizer", "sgd", "--epochs", 3, "-q",
+                        "--metrics", "m.json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    setting = json.loads((tmp_path / "m.json").read_text())["explorer"]["settings"][0]
+    assert (setting["inputs"], setting["diverged_at_epoch"]) == ("x", [None] * len(setting["lrs"]))
+    x, y, model = seeded_start("params")
+    features = np.hstack([x.double().numpy() ** 2, x.double().numpy(), np.ones((len(x), 1))])
+    target, start = y.double().numpy().ravel(), np.array([float(p.detach()) for p in model.parameters()])
+    rose = []
+    for lr in setting["lrs"]:
+        theta = start.copy()
+        for _ in range(3):
+            theta -= lr * 2 * features.T @ (features @ theta - target) / len(target)
+        rose.append(np.mean((features @ theta - target) ** 2) > np.mean((features @ start - target) ** 2))
+    assert setting["ended_above_start"] == rose and any(rose) and not all(rose)
+    said = prose(result.stdout).split("params on z")[0]
+    assert f"{sum(rose)} diverged (the smallest lr of them {min(np.array(setting['lrs'])[rose]):.3g})" in said, said
+
+
 # ----------------------------------------------------------------------------- the command line
 REFUSED = [
     (["--explore", "page.txt"], ".html"),
@@ -211,7 +233,8 @@ def test_the_page_is_one_file_with_the_metrics_numbers(page):
     lines = re.split(r"(?=\b(?:params|linear) on [xz], )", text)[1:]  # one claim per setting
     assert len(lines) == len(metrics["settings"])
     for setting, line in zip(metrics["settings"], lines):
-        diverged = [lr for lr, k in zip(setting["lrs"], setting["diverged_at_epoch"]) if k is not None]
+        diverged = [lr for lr, k, rose in zip(setting["lrs"], setting["diverged_at_epoch"],
+                                               setting["ended_above_start"]) if k is not None or rose]
         assert f"{len(setting['lrs'])} lrs x {EPOCHS} epochs" in line and f"= {setting['limit']:.3g} (" in line
         said = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none"
         assert said in line, line
