@@ -45,6 +45,7 @@ def page_data(runs, x, y, options):
         "loss_at_epoch": "each run's MSE after that many epochs (float32, as trained); epoch 0 is the start",
         "diverged_at_epoch_means": "the first epoch after which the run's loss is inf or NaN (float32 overflowed)",
         "ended_above_start_means": "the run diverged without overflowing: its last loss is above its starting loss",
+        "diverged_means": "inf/NaN, or ended above its start: the rule of a single run and of --lr-sweep",
         "settings": [setting_data(r, least.loss[0].item()) for r in runs],
     }}
 
@@ -60,7 +61,7 @@ def setting_data(runs, least_loss):
         "loss": rounded(runs.loss.tolist()),
         **{name: rounded(runs.coefficients[:, :, i].tolist()) for i, name in enumerate("abc")},
         "diverged_at_epoch": runs.diverged_at,
-        "ended_above_start": runs.ended_above_start,
+        "ended_above_start": runs.ended_above_start, "diverged": runs.diverged,
         "within_1pct_of_least_squares": [bool(v <= NEAR_FLOOR * least_loss) for v in final.tolist()],
         "start_loss": runs.start_loss, "limit": runs.limit, "limit_formula": runs.limit_formula,
         "limit_is_local": runs.limit_is_local, "end_point_limits": runs.end_point_limits,

@@ -154,10 +154,8 @@ def explorer_table(path="docs/explorer.html"):
         r = s["lrs"].index(s["default_lr"])
         within = next((e for e, v in zip(s["recorded_epochs"], s["loss"][r]) if v is not None and v <= 1.01 * floor),
                       None)
-        # diverged: inf/NaN at epoch k, or ended above its start (k is then "ended above its start")
-        diverged = [(lr, k if k is not None else "ended above its start")
-                    for lr, k, rose in zip(s["lrs"], s["diverged_at_epoch"], s["ended_above_start"])
-                    if k is not None or rose]
+        diverged = [(lr, "ended above its start" if k is None else k)  # no epoch: it rose without overflowing
+                    for lr, k, gone in zip(s["lrs"], s["diverged_at_epoch"], s["diverged"]) if gone]
         smallest = f"{min(diverged)[0]:.3g} | {min(diverged)[1]}" if diverged else "none |"
         where = " at the start" if s["limit_is_local"] else ""
         rows.append(f"| {s['model']} on {s['inputs']}, {s['optimizer']} | {s['epochs']} "
@@ -182,11 +180,9 @@ def explorer_product(path="docs/explorer.html"):
     """What the product's runs on x with plain SGD did around the limit predicted at their start."""
     data = explorer_data(path)
     s = next(s for s in data["settings"] if (s["model"], s["inputs"], s["optimizer"]) == ("linear", "x", "sgd"))
-    gone = [k if k is not None or not rose else "rose"  # ended above its start: diverged without overflowing
-            for k, rose in zip(s["diverged_at_epoch"], s["ended_above_start"])]
-    runs = list(zip(s["lrs"], gone, s["within_1pct_of_least_squares"], s["end_point_limits"]))
-    survived = sum(lr > s["limit"] and k is None for lr, k, _, _ in runs)
-    diverged_below = sum(lr < s["limit"] and k is not None for lr, k, _, _ in runs)
+    runs = list(zip(s["lrs"], s["diverged"], s["within_1pct_of_least_squares"], s["end_point_limits"]))
+    survived = sum(lr > s["limit"] and not gone for lr, gone, _, _ in runs)
+    diverged_below = sum(lr < s["limit"] and gone for lr, gone, _, _ in runs)
     edge = [lr for lr, _, near, end in runs if near and end and abs(end / lr - 1) < 0.01]
     lines = [f"On x with plain SGD, {diverged_below} of the product's runs diverged below the start's limit "
              f"{s['limit']:.3g}, and {survived} above it did not."]

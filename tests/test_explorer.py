@@ -150,7 +150,7 @@ def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(tmp_path):
     setting = json.loads((tmp_path / "m.json").read_text())["explorer"]["settings"][0]
     assert (setting["inputs"], setting["diverged_at_epoch"]) == ("x", [None] * len(setting["lrs"]))
     x, y, model = seeded_start("params")
-    features = np.hstack([x.double().numpy() ** 2, x.double().numpy(), np.ones((len(x), 1))])
+    features = design(x)
     target, start = y.double().numpy().ravel(), np.array([float(p.detach()) for p in model.parameters()])
     rose = []
     for lr in setting["lrs"]:
@@ -158,7 +158,7 @@ def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(tmp_path):
         for _ in range(3):
             theta -= lr * 2 * features.T @ (features @ theta - target) / len(target)
         rose.append(np.mean((features @ theta - target) ** 2) > np.mean((features @ start - target) ** 2))
-    assert setting["ended_above_start"] == rose and any(rose) and not all(rose)
+    assert setting["ended_above_start"] == setting["diverged"] == rose and any(rose) and not all(rose)
     said = prose(result.stdout).split("params on z")[0]
     assert f"{sum(rose)} diverged (the smallest lr of them {min(np.array(setting['lrs'])[rose]):.3g})" in said, said
 
@@ -233,8 +233,9 @@ def test_the_page_is_one_file_with_the_metrics_numbers(page):
     lines = re.split(r"(?=\b(?:params|linear) on [xz], )", text)[1:]  # one claim per setting
     assert len(lines) == len(metrics["settings"])
     for setting, line in zip(metrics["settings"], lines):
-        diverged = [lr for lr, k, rose in zip(setting["lrs"], setting["diverged_at_epoch"],
-                                               setting["ended_above_start"]) if k is not None or rose]
+        gone = [k is not None or rose for k, rose in zip(setting["diverged_at_epoch"], setting["ended_above_start"])]
+        assert setting["diverged"] == gone
+        diverged = [lr for lr, g in zip(setting["lrs"], gone) if g]
         assert f"{len(setting['lrs'])} lrs x {EPOCHS} epochs" in line and f"= {setting['limit']:.3g} (" in line
         said = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none"
         assert said in line, line
