@@ -61,21 +61,23 @@
     drawRun();
   }
 
-  function stableRuns() {
-    return setting.lrs.map((_, r) => r).filter((r) => setting.diverged_at_epoch[r] === null);
+  function runs(keep) {  // the indices of the runs for which keep(r) holds
+    return setting.lrs.map((_, r) => r).filter(keep);
   }
 
   function drawSetting() {
     const epochs = setting.recorded_epochs, last = epochs.length - 1, bowl = setting.bowl;
+    // Loss curves need finite losses; panel (d) needs the verdict, which also counts a run that ended above its start.
+    const finiteRuns = runs((r) => setting.diverged_at_epoch[r] === null);
+    const stable = runs((r) => !setting.diverged[r]), diverged = runs((r) => setting.diverged[r]);
     const curves = {x: [], y: []};
-    for (const r of stableRuns()) {
+    for (const r of finiteRuns) {
       curves.x.push(...epochs.slice(1), null);
       curves.y.push(...setting.loss[r].slice(1), null);
     }
-    const stable = stableRuns(), finals = stable.map((r) => setting.loss[r][last]);
-    const diverged = setting.lrs.map((_, r) => r).filter((r) => setting.diverged_at_epoch[r] !== null);
+    const finals = stable.map((r) => setting.loss[r][last]);
     const lossRange = log10Range([DATA.least_squares.loss, setting.start_loss,
-                                  ...stable.flatMap((r) => setting.loss[r])], 0.3);
+                                  ...finiteRuns.flatMap((r) => setting.loss[r])], 0.3);
     const finalRange = log10Range([DATA.least_squares.loss, setting.start_loss, ...finals], 0.3);
     const ends = setting.end_point_limits || [];
     const endRuns = stable.filter((r) => setting.within_1pct_of_least_squares[r] && finite(ends[r]));
@@ -85,7 +87,7 @@
       [TRACES.bowl]: {x: bowl.grid_flat, y: bowl.grid_steep, z: bowl.grid_log10_loss},
       [TRACES.final_losses]: {x: stable.map((r) => setting.lrs[r]), y: finals},
       [TRACES.diverged]: {x: diverged.map((r) => setting.lrs[r]), y: diverged.map(() => setting.start_loss),
-                          text: diverged.map((r) => `diverged at epoch ${setting.diverged_at_epoch[r]}`)},
+                          text: diverged.map((r) => divergedText(r))},
       [TRACES.limit]: {x: [setting.limit, setting.limit], y: finalRange.map((v) => 10 ** v),
                        name: `${setting.limit_formula}${setting.limit_is_local ? " at the start" : ""}`},
       [TRACES.end_limits]: {x: endRuns.map((r) => ends[r]), y: endRuns.map((r) => setting.loss[r][last]),
@@ -98,6 +100,11 @@
       "yaxis4.range": finalRange,
       "xaxis4.range": log10Range([...setting.lrs, setting.limit, ...endRuns.map((r) => ends[r])], 0.1),
     });
+  }
+
+  function divergedText(r) {  // the hover text of a diverged run in panel (d)
+    const epoch = setting.diverged_at_epoch[r], last = setting.loss[r][setting.recorded_epochs.length - 1];
+    return epoch !== null ? `diverged at epoch ${epoch}` : `ended above its start: its last loss ${g(last, 4)}`;
   }
 
   function restyle(update) {  // {trace index: {attribute: value}}: one Plotly.restyle per set of attributes
@@ -120,7 +127,7 @@
     const curve = [a, b, c].every(finite) ? xs.map((x) => a * x * x + b * x + c) : xs.map(() => null);
     const loss = setting.loss[r], lr = setting.lrs[r];
     const diverged = setting.diverged_at_epoch[r];
-    const finalShown = diverged === null ? loss[last] : setting.start_loss;
+    const finalShown = setting.diverged[r] ? setting.start_loss : loss[last];  // where panel (d) draws this run
     restyle({
       [TRACES.fit]: {x: xs, y: curve},
       [TRACES.loss]: {x: epochs.slice(1), y: loss.slice(1)},

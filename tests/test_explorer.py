@@ -141,26 +141,65 @@ def test_ctrl_c_stops_a_setting_and_no_page_is_claimed():
     assert train_setting(Setting("params", False, "sgd"), (x, y, model), 1000, signals=["SIGINT"]) is None
 
 
-def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(tmp_path):
-    """3 epochs: the lrs past the limit have not overflowed yet, but their loss rose. They diverged, by the single
-    run's rule, on the page and in the printed line; a float64 gradient descent written here says which."""
-    result = run_script("--explore", "page.html", "--model", "params", "--optimizer", "sgd", "--epochs", 3, "-q",
-                        "--metrics", "m.json", cwd=tmp_path)
+RISEN_EPOCHS = 3  # the lrs past the limit have not overflowed yet, but their loss rose
+
+
+@pytest.fixture(scope="module")
+def risen_page(tmp_path_factory):
+    """A page of params+sgd for 3 epochs, and which of its lrs a float64 gradient descent written here says rose."""
+    folder = tmp_path_factory.mktemp("risen")
+    result = run_script("--explore", "page.html", "--model", "params", "--optimizer", "sgd", "--epochs", RISEN_EPOCHS,
+                        "-q", "--metrics", "m.json", cwd=folder)
     assert result.returncode == 0, result.stderr
-    setting = json.loads((tmp_path / "m.json").read_text())["explorer"]["settings"][0]
-    assert (setting["inputs"], setting["diverged_at_epoch"]) == ("x", [None] * len(setting["lrs"]))
+    setting = json.loads((folder / "m.json").read_text())["explorer"]["settings"][0]
     x, y, model = seeded_start("params")
     features = design(x)
     target, start = y.double().numpy().ravel(), np.array([float(p.detach()) for p in model.parameters()])
     rose = []
     for lr in setting["lrs"]:
         theta = start.copy()
-        for _ in range(3):
+        for _ in range(RISEN_EPOCHS):
             theta -= lr * 2 * features.T @ (features @ theta - target) / len(target)
-        rose.append(np.mean((features @ theta - target) ** 2) > np.mean((features @ start - target) ** 2))
-    assert setting["ended_above_start"] == setting["diverged"] == rose and any(rose) and not all(rose)
+        rose.append(bool(np.mean((features @ theta - target) ** 2) > np.mean((features @ start - target) ** 2)))
+    assert any(rose) and not all(rose)
+    return folder, result, setting, rose
+
+
+def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(risen_page):
+    """They diverged, by the single run's rule, in the page's data and in the printed line."""
+    _, result, setting, rose = risen_page
+    assert (setting["inputs"], setting["diverged_at_epoch"]) == ("x", [None] * len(setting["lrs"]))
+    assert setting["ended_above_start"] == setting["diverged"] == rose
     said = prose(result.stdout).split("params on z")[0]
     assert f"{sum(rose)} diverged (the smallest lr of them {min(np.array(setting['lrs'])[rose]):.3g})" in said, said
+
+
+@pytest.mark.xdist_group("explorer")
+def test_the_page_draws_a_run_that_rose_as_diverged(risen_page):
+    """Panel (d) of the page in a browser: the runs that rose are drawn as diverged, the others as not."""
+    from selenium.webdriver.common.by import By
+    folder, _, setting, rose = risen_page
+    driver = browser()
+    try:
+        driver.get((folder / "page.html").as_uri())
+        assert wait_for(lambda: driver.find_element(By.ID, "readout-loss").text != ""), "the readout stayed empty"
+        slider = driver.find_element(By.ID, "lr-slider")
+        driver.execute_script("arguments[0].value = arguments[0].max; arguments[0].dispatchEvent(new Event('input'))",
+                              slider)
+        assert driver.find_element(By.ID, "readout-status").text == \
+            "diverged: its loss ended above its start (without overflowing float32)"
+        traces = json.loads(driver.find_element(By.ID, "explorer-traces").get_attribute("textContent"))
+        drawn = driver.execute_script("return document.getElementById('explorer-plot').data.map("
+                                      "(t) => ({x: Array.from(t.x || []), y: Array.from(t.y || []), text: t.text}))")
+        lrs = setting["lrs"]
+        assert drawn[traces["final_losses"]]["x"] == [lr for lr, r in zip(lrs, rose) if not r]
+        assert drawn[traces["diverged"]]["x"] == [lr for lr, r in zip(lrs, rose) if r]
+        assert all(t.startswith("ended above its start") for t in drawn[traces["diverged"]]["text"])
+        assert drawn[traces["chosen_lr"]] == {"x": [lrs[-1]], "y": [setting["start_loss"]], "text": None}
+        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not severe, severe
+    finally:
+        driver.quit()
 
 
 # ----------------------------------------------------------------------------- the command line
