@@ -1,6 +1,7 @@
 """--explore: the batched gradients by hand against autograd's replicas; the explorer's runs against single runs,
 numpy's eigenvalues and float64 losses; its refusals; and the page itself, opened in a real browser (headless
 Chromium driven by selenium): no console error, "diverged" past the limit, the readout equal to the metrics."""
+import contextlib
 import copy
 import io
 import json
@@ -179,10 +180,7 @@ def test_the_page_draws_a_run_that_rose_as_diverged(risen_page):
     """Panel (d) of the page in a browser: the runs that rose are drawn as diverged, the others as not."""
     from selenium.webdriver.common.by import By
     folder, _, setting, rose = risen_page
-    driver = browser()
-    try:
-        driver.get((folder / "page.html").as_uri())
-        assert wait_for(lambda: driver.find_element(By.ID, "readout-loss").text != ""), "the readout stayed empty"
+    with opened(folder / "page.html") as driver:
         slider = driver.find_element(By.ID, "lr-slider")
         driver.execute_script("arguments[0].value = arguments[0].max; arguments[0].dispatchEvent(new Event('input'))",
                               slider)
@@ -196,10 +194,6 @@ def test_the_page_draws_a_run_that_rose_as_diverged(risen_page):
         assert drawn[traces["diverged"]]["x"] == [lr for lr, r in zip(lrs, rose) if r]
         assert all(t.startswith("ended above its start") for t in drawn[traces["diverged"]]["text"])
         assert drawn[traces["chosen_lr"]] == {"x": [lrs[-1]], "y": [setting["start_loss"]], "text": None}
-        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not severe, severe
-    finally:
-        driver.quit()
 
 
 # ----------------------------------------------------------------------------- the command line
@@ -307,6 +301,22 @@ def wait_for(condition, seconds=30):
     return False
 
 
+@contextlib.contextmanager
+def opened(page_path):
+    """The page in headless Chromium, once its script has filled the readout; no console error by the end."""
+    from selenium.webdriver.common.by import By
+    driver = browser()
+    try:
+        driver.get(page_path.as_uri())
+        assert wait_for(lambda: driver.find_element(By.ID, "readout-loss").text != ""), \
+            "the script never filled the readout"
+        yield driver
+        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+        assert not severe, severe
+    finally:
+        driver.quit()
+
+
 @pytest.mark.xdist_group("explorer")
 def test_the_page_in_a_browser(page):
     from matplotlib.image import imread
@@ -314,14 +324,10 @@ def test_the_page_in_a_browser(page):
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.select import Select
     folder, _, metrics = page
-    driver = browser()
-    try:
-        driver.get((folder / "page.html").as_uri())
-
+    with opened(folder / "page.html") as driver:
         def text(element_id):
             return driver.find_element(By.ID, element_id).text
 
-        assert wait_for(lambda: text("readout-loss") != ""), "the script never filled the readout"
         setting = metrics["settings"][0]  # params on x, plain SGD: the page opens on it, at the blog's lr
         assert text("readout-lr") == "0.00002" and text("readout-epoch") == str(EPOCHS)
         driver.find_element(By.ID, "lr-slider").send_keys(Keys.END)  # the largest lr: twice the limit
@@ -346,10 +352,6 @@ def test_the_page_in_a_browser(page):
         driver.find_element(By.ID, "play").click()  # pause
         shown = int(epoch_slider.get_attribute("value"))
         assert text("readout-epoch") == str(chosen["recorded_epochs"][shown])
-        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not severe, severe
         pixels = imread(io.BytesIO(driver.get_screenshot_as_png()), format="png")
         colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
         assert len(colours) > 100, f"a blank page: {len(colours)} colours"
-    finally:
-        driver.quit()
