@@ -33,7 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
 
+same_numbers_on_every_processor()  # the numbers of the command line, whose loops are timed here
 import torch  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402

@@ -7,7 +7,14 @@ import math
 import re
 from dataclasses import dataclass
 
-from .environment import available_cores, matplotlib_problem, memory_available, memory_needed, threads_from_environment
+from .environment import (
+    available_cores,
+    matplotlib_problem,
+    memory_available,
+    memory_needed,
+    same_numbers_on_every_processor,
+    threads_from_environment,
+)
 from .explorer_options import add_explore_option, check_explore
 from .interruptions import end_at_once_on_signals, usable_standard_streams
 from .models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
@@ -341,5 +348,6 @@ def main(argv=None) -> int:
         settings = parse_args(argv)
     except SystemExit as exit:  # --help, or a mistake already reported in one line
         return exit.code
+    same_numbers_on_every_processor()
     from .run import run  # torch loads here (about 1.5 s): only once the arguments are known to be good
     return run(settings)

@@ -17,6 +17,17 @@ BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's sha
 TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
+MKL_CODE_PATH = "COMPATIBLE"  # Intel MKL's one code path for every x86 processor (its "conditional numerical
+# reproducibility"): without it MKL picks a kernel per processor, fused multiply-adds or not, and a run's float32
+# losses differ in their last bits from one machine to another (Adam's stop on the product moved by 100 epochs)
+
+
+def same_numbers_on_every_processor():
+    """Before torch loads: MKL's matrix products take one code path on every x86 processor, so a seed gives the
+    same losses, bit for bit, on any machine. A value the user set is kept; without MKL this changes nothing."""
+    os.environ.setdefault("MKL_CBWR", MKL_CODE_PATH)
+
+
 def available_cores():
     """The cores this process may run on: more threads than that only wait on each other."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -21,11 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: this file lives in docs/
+from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+
+same_numbers_on_every_processor()  # before torch loads: the command line's numbers on any machine
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
 qr = __import__("quadratic_regression")  # the lesson: make_data and LinearProduct (imported after the path is set)
 
 torch.set_num_threads(1)  # a 4-parameter model: one thread is fastest and deterministic

@@ -18,6 +18,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+
+same_numbers_on_every_processor()  # the in-process blocks below compute as the command line does
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 FAST_ONLY = "DOCS_FAST_ONLY"  # set by --check: slow blocks keep their previous text
 
@@ -232,7 +236,7 @@ def lbfgs_rescaling(seeds, *, slow=True):
 
     import numpy as np
     import torch
-    sys.path.insert(0, str(ROOT))
+
     import quadratic_regression as qr
     from beyond_the_blog.fit import FitConfig, fit
     from beyond_the_blog.models import MODELS, default_epochs

@@ -14,6 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "quadratic_regression.py"
 sys.path.insert(0, str(ROOT))
+from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+
+same_numbers_on_every_processor()  # before torch loads in this process, as the command line does
 
 
 # ----------------------------------------------------------------------------- the command line
