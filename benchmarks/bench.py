@@ -33,15 +33,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+from beyond_the_blog.system.environment import same_numbers_on_every_processor  # noqa: E402
 
 same_numbers_on_every_processor()  # the numbers of the command line, whose loops are timed here
 import torch  # noqa: E402
 
 import quadratic_regression as qr  # noqa: E402
-from beyond_the_blog import cli, models, monitor, replicas, run, sweep, theory  # noqa: E402
-from beyond_the_blog.fit import FitConfig  # noqa: E402
-from beyond_the_blog.fit import fit as fit_with  # noqa: E402
+from beyond_the_blog import models  # noqa: E402
+from beyond_the_blog.cli.options import parse_args  # noqa: E402
+from beyond_the_blog.many_runs import replicas, sweep  # noqa: E402
+from beyond_the_blog.program import run  # noqa: E402
+from beyond_the_blog.theory.least_squares import least_squares  # noqa: E402
+from beyond_the_blog.training import monitor  # noqa: E402
+from beyond_the_blog.training.fit import FitConfig  # noqa: E402
+from beyond_the_blog.training.fit import fit as fit_with  # noqa: E402
 from reference.blog_program import SquareRegression, blog_training  # noqa: E402
 
 
@@ -99,7 +104,7 @@ def bench_time_to_fit(max_epochs):
     torch.manual_seed(0)
     x, y = qr.make_data()
     after_data = torch.get_rng_state()
-    target = theory.least_squares(x, y).coefficients[0]
+    target = least_squares(x, y).coefficients[0]
     rows = []
     for model_name in models.BLOG_MODELS:
         for optimizer in models.OPTIMIZER_NAMES:
@@ -128,10 +133,10 @@ def cli_default(model_name, optimizer, standardize, seed, epochs=None):
     training seconds, and whether the coefficients end within 0.01 of least squares."""
     args = ["--model", model_name, "--optimizer", optimizer, "--seed", str(seed), "--quiet", "--no-plot"]
     args += (["--standardize"] if standardize else []) + (["--epochs", str(epochs)] if epochs else [])
-    settings = cli.parse_args(args)
+    settings = parse_args(args)
     torch.manual_seed(seed)
     x, y = qr.make_data()
-    target = theory.least_squares(x, y).coefficients[0]
+    target = least_squares(x, y).coefficients[0]
     result = run.fit_with_progress(settings, models.MODELS[model_name].build(), model_name, (x, y, None), label=None)
     error = (result.coefficients[0] - target).abs().max().item()
     return {"epochs_run": result.log.epochs_run, "stop_reason": result.log.stop_reason,
@@ -323,8 +328,8 @@ def bench_lr_sweep(count, epochs, rounds=3):
         single, seconds = statistics.median(singles), statistics.median(sweeps)
         rows.append({"model": model_name, "lrs": count, "epochs": epochs, "rounds": rounds,
                      "single_run_seconds": single, "sweep_seconds": seconds, "vectorized_runs": result.vectorized_runs,
-                     "ratio_to_one_run": seconds / single, "predicted_edge": result.predicted_edge,
-                     "measured_edge": result.measured_edge})
+                     "ratio_to_one_run": seconds / single, "predicted_edge": result.predicted_limit,
+                     "measured_edge": result.measured_limit})
     return rows
 
 

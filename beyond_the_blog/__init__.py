@@ -1,31 +1,19 @@
 """Everything beyond the blog, for the lesson in quadratic_regression.py, which it imports.
 
-In reading order:
-    cli               the options, their checks, the settings resolved once, main() (torch-free)
-    status            the exit statuses and the one-line error (torch-free)
-    models            the models --model knows: the lesson's classes, their a, b, c, defaults, colours
-    optimizers        the optimizers --optimizer knows, one table of facts (torch-free)
-    updates           plain SGD written out, and L-BFGS as one step per epoch
-    fit               one fit: the lesson's loop chosen and run with the monitor as its hook
-    monitor           the hook after each step: records, prints, keeps the path, stops (stop rules too)
-    manual_gradients  every d loss / d p by hand, autograd's bits (the lesson's train_by_hand)
-    minibatches       --batch-size: each epoch's batches, one seeded generator per run
-    rescaling         the product's rescaling symmetry: L-BFGS's move back to layers of equal size
-    theory            least squares, the loss bowl and its eigenvectors, each model's diagnosis
-    replicas          many runs at once: the model's own forward on stacked parameters
-    batched_runs      --runs with every run's gradients by hand: the losses at the check epochs only
-    lockstep          single runs in lockstep: R runs as one, each bit for bit the single run (--lr-sweep)
-    sweep             --lr-sweep: many learning rates from one start, each run's verdict, the measured limit
-    valley            the product's valley: the limit where a run ends on it, at the balanced fit
-    text              everything printed besides the blog's lines and the explanations
-    explain           the printed prose: why the fit is where it is, why a run diverged
-    figures           the figures, the GIF and the sweep
-    landscape_figure  --landscape: the bowl with the run's path, the error along each eigenvector
-    environment       cores, memory and matplotlib's settings, checked before any work (torch-free)
-    paths             output paths: checked before training, written atomically (torch-free)
-    outputs           a run's files, and the metrics JSON assembled in one place
-    interruptions     Ctrl-C, SIGTERM, SIGHUP and a closed standard output, at every stage
-    batched_gradients every run's gradients by hand at once, a few matrix products over the runs
-    explorer*         --explore: its option, its runs, its page, the whole run
-    run               a whole run, start to end, as the command line asks
+The package is a stack of layers, each a folder (the two tables are modules of their own). A module imports
+only from its own layer and the layers below it, also inside functions; the lesson sits below them all.
+LAYERS is that order, bottom first: tests/test_layout.py checks every import against it.
+
+    system     the machine around a run: exit statuses, output files, signals, cores and memory (torch-free)
+    theory     least squares, the loss's curvature, each model's diagnosis, the bowl, the product's valley
+    steps      what one training step is made of: gradients by hand, update rules, minibatches
+    models.py  one entry per model the command line knows (the lesson's classes and what explains them)
+    optimizers.py  one entry per optimizer: how to build it and its facts (torch-free, as models.py)
+    training   one fit: the monitor after each step, the judge of how a run ended, the loop chosen and run
+    many_runs  many runs as one computation: replications, the lr sweep, the explorer's runs
+    report     what a person reads: printed text and explanations, the figures, the explorer's page
+    program    a whole run as the command line asks: its data, its outputs, its end
+    cli        the options and their checks, and main() (torch-free: --help answers before torch loads)
 """
+LAYERS = ("system", "theory", "steps", "models", "optimizers", "training", "many_runs", "report", "program", "cli")
+TORCH_FREE = ("system", "models", "optimizers", "cli")  # what the command line needs before torch loads

@@ -23,6 +23,7 @@ class Model:
     diagnose: Callable | None = None          # diagnose(fit, x, y) -> why the fit is where it is, or None
     manual_gradients: Callable | None = None  # manual_gradients(model, x, y) -> gradients(): sets p.grad
     batched_gradients: Callable | None = None  # batched_gradients(replicas, x, ys) -> gradients(): every run's p.grad
+    lockstep: Callable | None = None  # lockstep(replicas, x, y) -> gradients(): each run's p.grad as the single run's
     rebalance: Callable | None = None         # rebalance(model) -> bool: L-BFGS's move along a valley
     balance: Callable | None = None           # balance(p) -> float: where on its valley gradient descent lands
 
@@ -46,18 +47,23 @@ def params_to_x_units(p, mean, std):
 
 
 def params_diagnosis(fit, x, y):
-    from .theory import diagnose_params_fit
+    from .theory.diagnosis import diagnose_params_fit
     return diagnose_params_fit(fit, x, y)
 
 
 def params_gradients(model, x, y):
-    from .manual_gradients import ParamsGradients
+    from .steps.manual_gradients import ParamsGradients
     return ParamsGradients(model, x, y)
 
 
 def params_batched_gradients(replicas, x, ys):
-    from .batched_gradients import BatchedParamsGradients
+    from .steps.batched_gradients import BatchedParamsGradients
     return BatchedParamsGradients(replicas, x, ys)
+
+
+def params_lockstep(replicas, x, y):
+    from .steps.lockstep import LockstepParams
+    return LockstepParams(replicas, x, y)
 
 
 # ----------------------------------------------------------------------------- linear: y = (w1 x + b1)(w2 x + b2)
@@ -90,23 +96,28 @@ def linear_to_x_units(p, mean, std):
 
 
 def linear_diagnosis(fit, x, y):
-    from .theory import diagnose_linear_fit
+    from .theory.diagnosis import diagnose_linear_fit
     return diagnose_linear_fit(fit, x, y)
 
 
 def linear_gradients(model, x, y):
-    from .manual_gradients import LinearGradients
+    from .steps.manual_gradients import LinearGradients
     return LinearGradients(model, x, y)
 
 
 def linear_batched_gradients(replicas, x, ys):
-    from .batched_gradients import BatchedLinearGradients
+    from .steps.batched_gradients import BatchedLinearGradients
     return BatchedLinearGradients(replicas, x, ys)
+
+
+def linear_lockstep(replicas, x, y):
+    from .steps.lockstep import LockstepLinear
+    return LockstepLinear(replicas, x, y)
 
 
 def balance_layers(model):
     """(s w1, s b1, w2/s, b2/s) draws the same curve: L-BFGS rescales to equal layers (rescaling.py)."""
-    from .rescaling import balance_layers
+    from .steps.rescaling import balance_layers
     return balance_layers(model)
 
 
@@ -118,14 +129,14 @@ def balance_layers(model):
 MODELS = {
     "params": Model(param_quadratic, params_coefficients, params_to_x_units, "tab:blue", constant_hessian=True,
                     diagnose=params_diagnosis, manual_gradients=params_gradients,
-                    batched_gradients=params_batched_gradients, defaults={
+                    batched_gradients=params_batched_gradients, lockstep=params_lockstep, defaults={
         ("sgd", False): (2e-5, 500_000), ("momentum", False): (4e-4, 5_000),
         ("adam", False): (0.02, 6_000), ("lbfgs", False): (1.0, 20),
         ("sgd", True): (0.3, 1_000), ("momentum", True): (0.05, 500),
         ("adam", True): (0.05, 2_000), ("lbfgs", True): (1.0, 20)}),
     "linear": Model(linear_product, linear_coefficients, linear_to_x_units, "tab:orange",
                     diagnose=linear_diagnosis, manual_gradients=linear_gradients,
-                    batched_gradients=linear_batched_gradients, rebalance=balance_layers,
+                    batched_gradients=linear_batched_gradients, lockstep=linear_lockstep, rebalance=balance_layers,
                     balance=linear_balance, defaults={
         ("sgd", False): (2e-5, 20_000), ("momentum", False): (5e-5, 5_000),
         ("adam", False): (0.02, 3_000), ("lbfgs", False): (1.0, 20),
@@ -170,7 +181,7 @@ def default_epochs(optimizer, model, standardize):
 def defaults_table():
     """The --help epilog: default lr and epochs per optimizer, one column per blog model."""
     lines = ["defaults per optimizer (params model / linear model):"]
-    for optimizer_and_standardize in MODELS["params"].defaults:
+    for optimizer_and_standardize in MODELS[BLOG_MODELS[0]].defaults:
         name, standardize = optimizer_and_standardize
         label = f"{name} --standardize" if standardize else name
         per_model = [MODELS[m].defaults[optimizer_and_standardize] for m in BLOG_MODELS]

@@ -29,7 +29,7 @@ class Optimizer:
 
 
 def plain_sgd(params, lr, **_):
-    from .updates import PlainSGD
+    from .steps.updates import PlainSGD
     return PlainSGD(params, lr)
 
 
@@ -44,7 +44,7 @@ def adam(params, lr, **_):
 
 
 def lbfgs(params, lr, loss_of_model=None, gradients=None, rebalance=None):
-    from .updates import LBFGSEpoch
+    from .steps.updates import LBFGSEpoch
     return LBFGSEpoch(params, lr, loss_of_model, gradients, rebalance)
 
 

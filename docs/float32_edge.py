@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project root: this file lives in docs/
-from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+from beyond_the_blog.system.environment import same_numbers_on_every_processor  # noqa: E402
 
 same_numbers_on_every_processor()  # before torch loads: the command line's numbers on any machine
 import numpy as np  # noqa: E402

@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+from beyond_the_blog.system.environment import same_numbers_on_every_processor  # noqa: E402
 
 same_numbers_on_every_processor()  # the in-process blocks below compute as the command line does
 FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
@@ -196,6 +196,24 @@ def explorer_product(path="docs/explorer.html"):
     return "\n".join(lines) + "\n"
 
 
+def package_map():
+    """The package's layers, bottom first, each module with the first line of its docstring: read from the code."""
+    import ast
+
+    from beyond_the_blog import LAYERS
+    package = ROOT / "beyond_the_blog"
+    rows = ["| layer | module | what it holds |", "|---|---|---|"]
+    for layer in LAYERS:
+        paths = [package / f"{layer}.py"] if (package / f"{layer}.py").exists() else sorted(
+            p for p in (package / layer).glob("*.py") if p.name != "__init__.py")
+        for path in paths:
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            first = " ".join(doc.split("\n\n")[0].split())
+            link = path.relative_to(ROOT).as_posix()
+            rows.append(f"| {layer} | [`{path.relative_to(package).as_posix()}`](../{link}) | {first} |")
+    return "\n".join(rows)
+
+
 def metrics_keys(arguments):
     """The top-level keys of a run's metrics, each with the type of its value."""
     run = metrics(arguments)
@@ -238,8 +256,8 @@ def lbfgs_rescaling(seeds, *, slow=True):
     import torch
 
     import quadratic_regression as qr
-    from beyond_the_blog.fit import FitConfig, fit
     from beyond_the_blog.models import MODELS, default_epochs
+    from beyond_the_blog.training.fit import FitConfig, fit
     config = FitConfig(model_name="linear", optimizer="lbfgs", lr=1.0, epochs=default_epochs("lbfgs", "linear", False))
     rows, misses, product = [], {"rescaled": 0, "left alone": 0}, MODELS["linear"]
     for seed in seeds:

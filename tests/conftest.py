@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "quadratic_regression.py"
 sys.path.insert(0, str(ROOT))
-from beyond_the_blog.environment import same_numbers_on_every_processor  # noqa: E402
+from beyond_the_blog.system.environment import same_numbers_on_every_processor  # noqa: E402
 
 same_numbers_on_every_processor()  # before torch loads in this process, as the command line does
 
@@ -68,14 +68,14 @@ def seeded_start(model_name, seed=0):
 def fit(model, x, y, criterion=None, signals=None, **config):
     """beyond_the_blog.fit.fit as the command line runs it; `config` are FitConfig's fields
     (model_name, optimizer, lr, epochs, standardize, loop, batch_size, record_interval, ...)."""
-    from beyond_the_blog.fit import FitConfig
-    from beyond_the_blog.fit import fit as fit_with
+    from beyond_the_blog.training.fit import FitConfig
+    from beyond_the_blog.training.fit import fit as fit_with
     return fit_with(model, x, y, FitConfig(**config), signals=signals, criterion=criterion)
 
 
 def recorded_fit(model_name, seed=0, **config):
     """A fit with the trajectory recorder hooked in, as the command line runs a single fit."""
-    from beyond_the_blog.monitor import TrajectoryRecorder
+    from beyond_the_blog.training.monitor import TrajectoryRecorder
     x, y, model = seeded_start(model_name, seed)
     recorder = TrajectoryRecorder(model)
     result = fit(model, x, y, model_name=model_name, on_record=recorder, **config)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, assume, example, given, seed, settings
 from hypothesis import strategies as st
 
 from beyond_the_blog.models import default_epochs
-from beyond_the_blog.status import ExitStatus
+from beyond_the_blog.system.status import ExitStatus
 
 SEED = int(os.environ.get("CONTRACT_SEED", random.randrange(2**32)))
 print(f"test_contract: hypothesis seed {SEED} (replay with CONTRACT_SEED={SEED})")

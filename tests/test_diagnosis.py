@@ -10,7 +10,9 @@ import torch
 from conftest import bowl_eigenvalues, design, fit, prose, recorded_fit, run_script, seeded_data
 
 import quadratic_regression as qr
-from beyond_the_blog import explain, theory
+from beyond_the_blog.report import explain
+from beyond_the_blog.theory.diagnosis import diagnose_params, diagnose_params_fit
+from beyond_the_blog.theory.least_squares import least_squares
 
 RAW_X = np.linspace(np.float32(-2.0), np.float32(12.0), 100, dtype=np.float32)  # the default x, in float32
 
@@ -19,7 +21,7 @@ def test_params_diagnosis_matches_an_independent_eigendecomposition():
     x, _ = seeded_data()
     X = design(x)
     eigenvalues = np.linalg.eigvalsh(2 / len(X) * X.T @ X)
-    diagnosis = theory.diagnose_params(x, 2e-5)
+    diagnosis = diagnose_params(x, 2e-5)
     np.testing.assert_allclose(diagnosis.eigenvalues.numpy(), eigenvalues, rtol=1e-9)
     assert diagnosis.condition_number == pytest.approx(eigenvalues[-1] / eigenvalues[0], rel=1e-9)
     assert diagnosis.max_stable_lr == pytest.approx(2 / eigenvalues[-1], rel=1e-9)
@@ -33,8 +35,8 @@ def test_exact_arithmetic_prediction_matches_training():
     x, y = seeded_data(2)
     model = qr.ParamQuadratic()
     result = fit(model, x, y, model_name="params", epochs=30_000)
-    diagnosis = theory.diagnose_params_fit(result, x, y)
-    least = theory.least_squares(x, y).coefficients[0]
+    diagnosis = diagnose_params_fit(result, x, y)
+    least = least_squares(x, y).coefficients[0]
     remaining = (result.coefficients[0] - least).abs().max().item()
     assert remaining > 1  # still far from the optimum after 30000 epochs, as predicted
     np.testing.assert_allclose(diagnosis.predicted.numpy(), result.coefficients[0].numpy(), atol=1e-3 * remaining)
@@ -48,8 +50,8 @@ def test_float32_line_prints_update_over_half_gap():
     end32 = np.array([0.9869005680084229, -11.861327171325684, 31.86570167541504])
     assert np.array_equal(end32.astype(np.float32).astype(np.float64), end32)
     result, _, _ = recorded_fit("params", epochs=10)
-    diagnosis = theory.diagnose_params(x, 2e-5, y, torch.zeros(3, dtype=torch.float64), torch.tensor(end32), 10)
-    line = next(text for text in explain.explain_params_end(diagnosis, result, theory.least_squares(x, y))
+    diagnosis = diagnose_params(x, 2e-5, y, torch.zeros(3, dtype=torch.float64), torch.tensor(end32), 10)
+    line = next(text for text in explain.explain_params_end(diagnosis, result, least_squares(x, y))
                 if "float32 stopped it" in text)
     step = np.abs(2e-5 * 2 / 100 * features.T @ (features @ end32 - targets))
     half_gap = np.spacing(np.abs(end32).astype(np.float32)).astype(np.float64) / 2

@@ -46,11 +46,12 @@ def fixed_numbers():
     the docs fail when one changes) and facts that cannot go stale."""
     import inspect
 
-    from beyond_the_blog import explorer_runs, monitor, theory
+    from beyond_the_blog.many_runs import explorer_runs
     from beyond_the_blog.models import MODELS
+    from beyond_the_blog.training import judge, monitor
     constants = {
         "20000": MODELS["linear"].defaults["sgd", False][1], "500000": MODELS["params"].defaults["sgd", False][1],
-        "0.01": theory.CONVERGED_ATOL, "24": explorer_runs.LEARNING_RATES,
+        "0.01": judge.CONVERGED_ATOL, "24": explorer_runs.LEARNING_RATES,
         "90": inspect.signature(monitor.frame_epochs).parameters["frames"].default,
     }
     facts = {

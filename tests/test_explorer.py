@@ -15,13 +15,16 @@ import torch
 from conftest import bowl_eigenvalues, design, fit, lstsq_loss, polyfit, prose, run_script, seeded_start
 
 import quadratic_regression as qr
-from beyond_the_blog import cli, explorer_page
-from beyond_the_blog.batched_gradients import BATCHED_GRADIENTS
-from beyond_the_blog.explorer_page import MAX_PAGE_BYTES, bowl_data
-from beyond_the_blog.explorer_runs import Setting, train_setting
+from beyond_the_blog import cli
+from beyond_the_blog.cli.options import parse_args
+from beyond_the_blog.many_runs.explorer_runs import Combination, train_setting
+from beyond_the_blog.many_runs.replicas import Replicas
+from beyond_the_blog.many_runs.sweep import SweepLosses, predicted_limit
 from beyond_the_blog.optimizers import OPTIMIZERS
-from beyond_the_blog.replicas import Replicas
-from beyond_the_blog.sweep import PerRunSGD, SweepLosses, predicted_edge
+from beyond_the_blog.report import explorer_page
+from beyond_the_blog.report.explorer_page import MAX_PAGE_BYTES, bowl_data
+from beyond_the_blog.steps.batched_gradients import BatchedLinearGradients, BatchedParamsGradients
+from beyond_the_blog.steps.updates import PerRunSGD
 
 EPOCHS = 300  # the page's test runs: enough for the largest lrs to overflow float32, a second to train
 
@@ -34,7 +37,7 @@ def test_batched_gradients_train_as_autograds_replicas(model_name, optimizer, st
     with the gradients by hand: the same parameters to float32 rounding, the same runs diverged."""
     x, y, model = seeded_start(model_name)
     inputs = (x - x.mean()) / x.std() if standardize else x
-    limit = predicted_edge(model_name, model, inputs, y, optimizer)[0]
+    limit = predicted_limit(model_name, model, inputs, y, optimizer)[0]
     # well inside the product's limit at its balanced end point too (about 0.37 of the start's on x): nearer that
     # edge a run oscillates on it, and there float32's rounding differences grow instead of dying out
     lrs = [limit * f for f in (0.02, 0.15, 3.0)]  # the last one diverges
@@ -43,7 +46,8 @@ def test_batched_gradients_train_as_autograds_replicas(model_name, optimizer, st
     by_autograd, by_hand = (Replicas([copy.deepcopy(model) for _ in lrs]) for _ in range(2))
     qr.train(by_autograd, inputs, ys, PerRunSGD(by_autograd.parameters(), rates, beta), 400, lambda *a: None,
              SweepLosses())
-    qr.train_by_hand(BATCHED_GRADIENTS[model_name](by_hand, inputs, ys),
+    batched = {"params": BatchedParamsGradients, "linear": BatchedLinearGradients}[model_name]
+    qr.train_by_hand(batched(by_hand, inputs, ys),
                      PerRunSGD(by_hand.parameters(), rates, beta), 400, lambda *a: None)
     for (name, expected), (_, got) in zip(by_autograd.named_parameters(), by_hand.named_parameters()):
         finite = torch.isfinite(expected).reshape(len(lrs), -1).all(dim=1)
@@ -56,7 +60,7 @@ def test_batched_gradients_train_as_autograds_replicas(model_name, optimizer, st
 @pytest.fixture(scope="module")
 def params_runs():
     x, y, model = seeded_start("params")
-    return train_setting(Setting("params", False, "sgd"), (x, y, model), EPOCHS), x, y
+    return train_setting(Combination("params", False, "sgd"), (x, y, model), EPOCHS), x, y
 
 
 def test_the_lrs_the_epochs_and_the_limit(params_runs):
@@ -117,7 +121,7 @@ def test_the_bowl_and_the_paths_against_numpy(params_runs):
 
 def test_the_products_end_point_limits_against_finite_differences():
     x, y, model = seeded_start("linear")
-    runs = train_setting(Setting("linear", False, "sgd"), (x, y, model), EPOCHS)
+    runs = train_setting(Combination("linear", False, "sgd"), (x, y, model), EPOCHS)
     assert runs.limit_is_local
     r = runs.lrs.index(2e-5)
     single = fit(seeded_start("linear")[2], x, y, model_name="linear", lr=2e-5, epochs=EPOCHS)
@@ -139,7 +143,7 @@ def test_the_products_end_point_limits_against_finite_differences():
 
 def test_ctrl_c_stops_a_setting_and_no_page_is_claimed():
     x, y, model = seeded_start("params")
-    assert train_setting(Setting("params", False, "sgd"), (x, y, model), 1000, signals=["SIGINT"]) is None
+    assert train_setting(Combination("params", False, "sgd"), (x, y, model), 1000, signals=["SIGINT"]) is None
 
 
 RISEN_EPOCHS = 3  # the lrs past the limit have not overflowed yet, but their loss rose
@@ -228,10 +232,10 @@ def test_a_page_over_the_size_limit_is_not_written(tmp_path, capsys, monkeypatch
 
 
 def test_the_options_narrow_the_page(capsys):
-    settings = cli.parse_args(["--explore", "p.html", "--model", "linear", "--standardize", "--optimizer", "sgd"])
+    settings = parse_args(["--explore", "p.html", "--model", "linear", "--standardize", "--optimizer", "sgd"])
     request = settings.explore
     assert (request.models, request.standardizations, request.optimizers) == (("linear",), (True,), ("sgd",))
-    everything = cli.parse_args(["--explore", "p.html"]).explore
+    everything = parse_args(["--explore", "p.html"]).explore
     assert everything.models == ("params", "linear") and everything.standardizations == (False, True)
     assert everything.optimizers == ("sgd", "momentum") and everything.epochs is None
 

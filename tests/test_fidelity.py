@@ -10,7 +10,7 @@ from conftest import blog_run, fit, lstsq_loss, run_script, seeded_data
 
 import quadratic_regression as qr
 from beyond_the_blog.models import MODELS
-from beyond_the_blog.updates import PlainSGD
+from beyond_the_blog.steps.updates import PlainSGD
 
 
 @pytest.mark.parametrize("model_name", ["params", "linear"])

@@ -7,14 +7,16 @@ import matplotlib.text
 from conftest import fit, run_script, seeded_data
 
 import quadratic_regression as qr
-from beyond_the_blog import figures, monitor, theory
+from beyond_the_blog.report import figures
+from beyond_the_blog.theory.least_squares import least_squares
+from beyond_the_blog.training import monitor
 
 
 def test_figure_has_fit_and_loss_panels(tmp_path):
     x, y = seeded_data()
     model = qr.ParamQuadratic()
     result = fit(model, x, y, model_name="params", epochs=2000)
-    fig = figures.plot_fits([result], x, y, theory.least_squares(x, y), path=str(tmp_path / "fit.png"), show=False)
+    fig = figures.plot_fits([result], x, y, least_squares(x, y), path=str(tmp_path / "fit.png"), show=False)
     left, right = fig.axes
     labels = [line.get_label() for line in left.get_lines()]
     assert labels == ["Original Data", "True: (x-4)(x-8)", "Least squares", "Fitting Line"]
@@ -33,7 +35,7 @@ def test_two_fits_read_apart_over_the_references(tmp_path):
     x, y = seeded_data()
     params = fit(qr.ParamQuadratic(), x, y, model_name="params", epochs=2000)
     linear = fit(qr.LinearProduct(), x, y, model_name="linear", epochs=2000, lr=1e-5)
-    fig = figures.plot_fits([params, linear], x, y, theory.least_squares(x, y), path=str(tmp_path / "fit.png"),
+    fig = figures.plot_fits([params, linear], x, y, least_squares(x, y), path=str(tmp_path / "fit.png"),
                             show=False)
     left, right = fig.axes
     lines = {line.get_gid(): line for line in left.get_lines()}
@@ -50,7 +52,8 @@ def test_two_fits_read_apart_over_the_references(tmp_path):
 
 
 def test_replications_figure_titles_state_the_lr(tmp_path, monkeypatch):
-    from beyond_the_blog import cli, outputs
+    from beyond_the_blog import cli
+    from beyond_the_blog.program import outputs
     drawn = []
 
     def keep(*args):
@@ -69,7 +72,7 @@ def test_replications_figure_titles_state_the_lr(tmp_path, monkeypatch):
 def test_a_loss_panel_without_a_finite_loss_draws():
     from matplotlib.figure import Figure
 
-    from beyond_the_blog.figures import draw_losses
+    from beyond_the_blog.report.figures import draw_losses
     ax = Figure().subplots()
     draw_losses(ax, [("params", [(1, float("inf"))], "tab:blue")], 1.0)
     assert ax.get_yscale() == "linear" and "no finite loss" in ax.texts[0].get_text()

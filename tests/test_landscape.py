@@ -11,7 +11,7 @@ import torch
 from conftest import recorded_fit, run_script
 
 import quadratic_regression as qr
-from beyond_the_blog import landscape_figure
+from beyond_the_blog.report import landscape_figure
 
 
 def bowl_oracle(inputs, y):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from conftest import design, run_script, seeded_data
 
-from beyond_the_blog import theory
+from beyond_the_blog.theory.least_squares import least_squares, student_t_quantile
 
 
 @pytest.mark.parametrize("seed,samples,noise", [(0, 100, 1.0), (3, 17, 5.0), (9, 4, 0.3)])
 def test_least_squares_matches_numpy_polyfit(seed, samples, noise):
     x, y = seeded_data(seed, samples=samples, noise=noise)
-    result = theory.least_squares(x, y)
+    result = least_squares(x, y)
     expected = np.polyfit(x.double().numpy().ravel(), y.double().numpy().ravel(), 2)
     np.testing.assert_allclose(result.coefficients[0].numpy(), expected, rtol=1e-6, atol=1e-6)
     residuals = np.polyval(expected, x.double().numpy().ravel()) - y.double().numpy().ravel()
@@ -21,7 +21,7 @@ def test_least_squares_matches_numpy_polyfit(seed, samples, noise):
 
 def test_standard_errors_match_the_textbook_formula():
     x, y = seeded_data(4)
-    result = theory.least_squares(x, y)
+    result = least_squares(x, y)
     X, Y = design(x), y.double().numpy().ravel()
     beta = np.linalg.solve(X.T @ X, X.T @ Y)
     sigma2 = np.sum((Y - X @ beta) ** 2) / (len(Y) - 3)  # unbiased: n - p degrees of freedom
@@ -31,12 +31,12 @@ def test_standard_errors_match_the_textbook_formula():
 
 def test_no_standard_errors_from_three_points():
     x, y = seeded_data(0, samples=3)
-    assert theory.least_squares(x, y).stderr is None
+    assert least_squares(x, y).stderr is None
 
 
 @pytest.mark.parametrize("df,expected", [(1, 12.7062), (2, 4.3027), (10, 2.2281), (30, 2.0423), (97, 1.9847)])
 def test_student_t_quantile_matches_printed_tables(df, expected):
-    assert theory.student_t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
+    assert student_t_quantile(0.975, df) == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.parametrize("args,says", [(["--noise", "0", "--standardize"], "exact fit"),

@@ -12,8 +12,16 @@ from conftest import fit, run_script, seeded_data, seeded_start
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog.manual_gradients import FAST_MANUAL_GRADIENTS, MANUAL_GRADIENTS
 from beyond_the_blog.models import MODELS as REGISTRY
+from beyond_the_blog.steps.manual_gradients import (
+    LinearGradients,
+    ParamsGradients,
+    linear_gradients,
+    params_gradients,
+)
+
+WRITTEN_OUT = {"params": params_gradients, "linear": linear_gradients}  # the readable functions
+FAST = {"params": ParamsGradients, "linear": LinearGradients}  # the classes the package trains with
 
 LR = 2e-5
 LONG_EPOCHS = 20_000  # long enough for any drift in the last bit to compound
@@ -23,8 +31,8 @@ MODELS = {"params": qr.ParamQuadratic, "linear": qr.LinearProduct}  # the lesson
 def manual_step(kind, model_name, model, x, y):
     """A call that sets every p.grad and returns the loss: the plain function or the class."""
     if kind == "class":
-        return FAST_MANUAL_GRADIENTS[model_name](model, x, y)
-    return functools.partial(MANUAL_GRADIENTS[model_name], model, x, y)
+        return FAST[model_name](model, x, y)
+    return functools.partial(WRITTEN_OUT[model_name], model, x, y)
 
 
 def autograd_gradients(model, x, y):
@@ -135,7 +143,7 @@ def test_a_wrong_gradient_fails_the_central_differences(model_name):
     """The float64 check has teeth: a gradient off by one part in a million does not pass it."""
     x, y, model = seeded_start(model_name, 0)
     model, x, y = model.double(), x.double(), y.double()
-    MANUAL_GRADIENTS[model_name](model, x, y)
+    WRITTEN_OUT[model_name](model, x, y)
     expected = central_differences(model, x, y)
     first = next(model.parameters())
     with pytest.raises(AssertionError):
@@ -145,7 +153,7 @@ def test_a_wrong_gradient_fails_the_central_differences(model_name):
 @pytest.mark.parametrize("model_name", ["params", "linear"])
 def test_class_sets_the_gradients_again_after_zero_grad(model_name):
     x, y, model = seeded_start(model_name, 0)
-    step = FAST_MANUAL_GRADIENTS[model_name](model, x, y)
+    step = FAST[model_name](model, x, y)
     step()
     model.zero_grad(set_to_none=True)
     step()
@@ -154,11 +162,10 @@ def test_class_sets_the_gradients_again_after_zero_grad(model_name):
 
 
 def test_each_model_entry_builds_the_lessons_class_with_its_manual_gradients():
-    assert set(MANUAL_GRADIENTS) == set(FAST_MANUAL_GRADIENTS) == {"params", "linear"}
     for name in ("params", "linear"):
         x, y = seeded_data()
         model = REGISTRY[name].build()
-        assert type(REGISTRY[name].manual_gradients(model, x, y)) is FAST_MANUAL_GRADIENTS[name]
+        assert type(REGISTRY[name].manual_gradients(model, x, y)) is FAST[name]
         assert type(model) is MODELS[name]
 
 

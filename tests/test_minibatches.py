@@ -8,10 +8,10 @@ from conftest import fit, metrics_of, seeded_data
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog import figures
+from beyond_the_blog.many_runs.replicas import Replicas, replication_data
 from beyond_the_blog.models import MODELS
-from beyond_the_blog.replicas import Replicas, replication_data
-from beyond_the_blog.theory import least_squares
+from beyond_the_blog.report import figures
+from beyond_the_blog.theory.least_squares import least_squares
 
 
 def minibatch_fit(model_name, seed, batch_size, epochs, **options):

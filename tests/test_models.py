@@ -11,8 +11,8 @@ from torch import nn
 
 import quadratic_regression as qr
 from beyond_the_blog import cli
-from beyond_the_blog.fit import named_tensors
 from beyond_the_blog.models import MODELS, OPTIMIZER_NAMES, Model, coefficients_of
+from beyond_the_blog.training.fit import named_tensors
 
 
 def test_models_state_their_formula():

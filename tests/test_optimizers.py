@@ -11,10 +11,10 @@ from conftest import fit, polyfit, run_script, seeded_data
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog import rescaling
-from beyond_the_blog.fit import FitConfig, line_search_gradients
+from beyond_the_blog.many_runs.replicas import Replicas, replication_data
 from beyond_the_blog.models import BLOG_MODELS, MODELS, default_epochs, default_lr
-from beyond_the_blog.replicas import Replicas, replication_data
+from beyond_the_blog.steps import rescaling
+from beyond_the_blog.training.fit import FitConfig, line_search_gradients
 
 SEEDS = list(range(10))
 

@@ -9,7 +9,7 @@ import sys
 
 from conftest import SCRIPT, clean_env, run_script
 
-from beyond_the_blog.paths import FIGURE_FORMATS
+from beyond_the_blog.system.paths import FIGURE_FORMATS
 
 
 def test_figure_formats_are_matplotlibs():

@@ -11,11 +11,11 @@ import torch
 from conftest import fit, run_script, seeded_start
 
 import quadratic_regression as qr
-from beyond_the_blog import batched_runs
-from beyond_the_blog.batched_gradients import BATCHED_GRADIENTS
+from beyond_the_blog.many_runs.replicas import Replicas, replication_data, spread_range, summarize_replications
 from beyond_the_blog.models import MODELS
 from beyond_the_blog.optimizers import training_loop
-from beyond_the_blog.replicas import Replicas, replication_data, spread_range, summarize_replications
+from beyond_the_blog.steps.batched_gradients import BatchedLinearGradients
+from beyond_the_blog.training import batched_runs
 
 REPLICATION_CASES = [("params", "sgd", False, 3000), ("linear", "sgd", False, 3000),
                      ("linear", "adam", False, 1000), ("params", "momentum", True, 300), ("linear", "sgd", True, 500)]
@@ -137,8 +137,8 @@ def test_a_ctrl_c_between_checks_still_finds_the_runs_that_diverged_before_it():
 
 def test_the_losses_are_computed_at_the_check_epochs_only(monkeypatch):
     computed = []
-    original = BATCHED_GRADIENTS["linear"].run_losses
-    monkeypatch.setattr(BATCHED_GRADIENTS["linear"], "run_losses", lambda self: computed.append(1) or original(self))
+    original = BatchedLinearGradients.run_losses
+    monkeypatch.setattr(BatchedLinearGradients, "run_losses", lambda self: computed.append(1) or original(self))
     x, ys, models = replication_data("linear", range(3))
     result = fit(Replicas(models), x, ys, model_name="linear", epochs=2000, loop="batched")
     monitor = by_hand_monitor()

@@ -9,9 +9,10 @@ import pytest
 import torch
 from conftest import fit, metrics_of, polyfit, run_script, seeded_data
 
-from beyond_the_blog import cli, monitor
+from beyond_the_blog.cli import options as cli
+from beyond_the_blog.many_runs.replicas import Replicas, replication_data
 from beyond_the_blog.models import default_epochs
-from beyond_the_blog.replicas import Replicas, replication_data
+from beyond_the_blog.training import monitor
 
 
 def test_tol_stops_early_and_says_so(tmp_path):

@@ -10,10 +10,10 @@ from conftest import bowl_eigenvalues, fit, prose, run_script, seeded_start
 from torch import nn
 
 import quadratic_regression as qr
-from beyond_the_blog import sweep as lr_sweep
-from beyond_the_blog import text
+from beyond_the_blog.many_runs import sweep as lr_sweep
+from beyond_the_blog.many_runs.replicas import SummedRunLosses
 from beyond_the_blog.models import MODELS
-from beyond_the_blog.replicas import SummedRunLosses
+from beyond_the_blog.report import text
 
 
 def test_params_measured_edge_is_2_over_lambda_max_within_3_percent_for_seeds_0_to_9():
@@ -23,10 +23,10 @@ def test_params_measured_edge_is_2_over_lambda_max_within_3_percent_for_seeds_0_
         x, y, model = seeded_start("params", seed)
         result = lr_sweep.sweep("params", model, x, y, 16, {"epochs": 1000})
         theory = 2 / bowl_eigenvalues(x)[-1]
-        assert result.predicted_edge == pytest.approx(theory, rel=1e-9)
-        assert abs(result.measured_edge / theory - 1) <= 0.03, (seed, result.measured_edge, theory)
-        lo, hi = result.edge_bracket
-        assert lo == result.measured_edge and hi / lo <= 1.01 + 1e-12  # pinned down to 1%
+        assert result.predicted_limit == pytest.approx(theory, rel=1e-9)
+        assert abs(result.measured_limit / theory - 1) <= 0.03, (seed, result.measured_limit, theory)
+        lo, hi = result.limit_bracket
+        assert lo == result.measured_limit and hi / lo <= 1.01 + 1e-12  # pinned down to 1%
 
 
 @pytest.mark.parametrize("optimizer,standardize,factor", [("momentum", False, 1.9), ("sgd", True, 1.0)])
@@ -36,8 +36,8 @@ def test_momentum_and_standardized_edges(optimizer, standardize, factor):
                                                        "standardize": standardize})
     inputs = (x - x.mean()) / x.std() if standardize else x
     theory = 2 * factor / bowl_eigenvalues(inputs)[-1]  # momentum: 2(1 + beta)/lambda_max, beta 0.9
-    assert result.predicted_edge == pytest.approx(theory, rel=1e-9)
-    assert abs(result.measured_edge / theory - 1) <= 0.03
+    assert result.predicted_limit == pytest.approx(theory, rel=1e-9)
+    assert abs(result.measured_limit / theory - 1) <= 0.03
 
 
 @pytest.mark.parametrize("model_name,optimizer", [("params", "sgd"), ("linear", "sgd"), ("params", "momentum")])
@@ -50,8 +50,9 @@ def test_the_sweep_equals_single_runs_with_those_lrs(model_name, optimizer):
                            - y.numpy().ravel()) ** 2))
     lrs = [2e-5, 1.5e-4, 3e-3]  # the last one diverges: it must not touch the others
     scale = float(np.mean(y.double().numpy() ** 2))
-    run = lr_sweep.train_sweep(lr_sweep.SweepSetup(model_name, model, x, y, optimizer, 600, least, scale,
-                                                   record_interval=10), lrs)
+    setup = lr_sweep.SweepSetup(model_name=model_name, model=model, inputs=x, y=y, optimizer=optimizer, epochs=600,
+                                least_loss=least, scale=scale, record_interval=10)
+    run = lr_sweep.train_sweep(setup, lrs)
     assert run.diverged.tolist() == [False, False, True]
     for i, lr in enumerate(lrs[:2]):
         torch.set_rng_state(after)
@@ -78,19 +79,19 @@ def test_sweep_losses_give_each_run_its_own_gradient():
 def test_a_pilot_places_the_linear_window_and_changes_the_cost_not_the_answer(monkeypatch):
     """The product's local prediction misses its limit: a pilot at a twentieth of the epochs places the window,
     and one computation pins the limit to 1%, where the window around the prediction needs a second one."""
-    results, original = [], lr_sweep.edge_window
+    results, original = [], lr_sweep.limit_window
     for use_pilot in (True, False):
-        if not use_pilot:  # edge_window as for an exact prediction: around it, no pilot
-            monkeypatch.setattr(lr_sweep, "edge_window",
+        if not use_pilot:  # limit_window as for an exact prediction: around it, no pilot
+            monkeypatch.setattr(lr_sweep, "limit_window",
                                 lambda setup, main, limit, local: original(setup, main, limit, False))
         x, y, model = seeded_start("linear")
         results.append(lr_sweep.sweep("linear", model, x, y, 32, {"epochs": 3000}))
     with_pilot, without = results
     assert with_pilot.window_from_pilot and with_pilot.pilot_epochs == 150 and with_pilot.vectorized_runs == 1
     assert without.pilot_epochs is None and without.vectorized_runs == 2
-    lo, hi = with_pilot.edge_bracket
-    assert hi / lo <= 1.01 + 1e-12 and not 0.9 <= lo / with_pilot.predicted_edge <= 1.1  # far from the prediction
-    assert with_pilot.edge_bracket == without.edge_bracket and with_pilot.measured_edge == without.measured_edge
+    lo, hi = with_pilot.limit_bracket
+    assert hi / lo <= 1.01 + 1e-12 and not 0.9 <= lo / with_pilot.predicted_limit <= 1.1  # far from the prediction
+    assert with_pilot.limit_bracket == without.limit_bracket and with_pilot.measured_limit == without.measured_limit
 
 
 def test_an_interrupted_sweep_calls_its_limit_provisional(capsys):
@@ -131,7 +132,7 @@ def test_sweep_on_the_command_line(tmp_path):
 
 
 def test_sweep_figure_marks_the_theory(tmp_path):
-    from beyond_the_blog.figures import plot_sweep
+    from beyond_the_blog.report.figures import plot_sweep
     x, y, model = seeded_start("params")
     result = lr_sweep.sweep("params", model, x, y, 8, {"epochs": 300})
     fig = plot_sweep(result, tmp_path / "s.png")
@@ -185,7 +186,7 @@ def row_theta(sweep, r):
 def test_each_lr_near_the_edge_is_the_single_run_bit_for_bit(product_sweep):
     x, y, sweep = product_sweep
     assert sweep.exact
-    lo, hi = sweep.edge_bracket
+    lo, hi = sweep.limit_bracket
     above = sweep.survived_above
     assert above, "the product's edge is not sharp at seed 0: some lr above the smallest diverged survives"
     converged_high = [sweep.rows.lrs[r] for r in sweep.converged_above_balanced]
@@ -268,7 +269,7 @@ def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys, 
             candidates.append(sign * np.array([u, -u * p, a / u, -a / u * q]))
     point = min(candidates, key=lambda t: np.linalg.norm(t - slowest))
     balanced = 2 / np.abs(np.linalg.eigvalsh(product_hessian_numpy(point, x, y))).max()
-    assert sweep.balanced_edge == pytest.approx(balanced, rel=1e-6)
+    assert sweep.balanced_limit == pytest.approx(balanced, rel=1e-6)
     named = [sweep.rows.lrs[r] for r in converged if sweep.rows.lrs[r] > balanced]
     assert named and [sweep.rows.lrs[r] for r in sweep.converged_above_balanced] == named
     text.print_sweep(sweep)
@@ -277,7 +278,7 @@ def test_every_converged_run_ends_where_its_lr_is_stable(product_sweep, capsys, 
     assert f"{len(named)} runs converged with an lr above it ({named[0]:.4g} to {named[-1]:.4g})" in said
     assert f"within {100 * gap:.2g}% of its lr" in said
     assert "the largest lr that did not diverge" not in said  # untrue here: larger ones survive
-    from beyond_the_blog.figures import plot_sweep
+    from beyond_the_blog.report.figures import plot_sweep
     fig = plot_sweep(sweep, tmp_path / "s.png")
     marks = {line.get_gid(): line.get_xdata()[0] for line in fig.axes[0].get_lines()}
     assert marks["mark:limit at the balanced least-squares fit"] == pytest.approx(balanced, rel=1e-6)

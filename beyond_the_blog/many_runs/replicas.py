@@ -1,0 +1,193 @@
+"""Many runs at once: R copies of a model trained as one vectorized computation.
+
+--runs trains them with every run's gradients by hand (batched_gradients.py, through fit's "batched" loop and
+batched_runs.BatchedMonitor) where the model has them, the optimizer updates each entry on its own and every step
+is full-batch. Otherwise, or with --gradients autograd, autograd trains them through Replicas' forward and
+SummedRunLosses. Either way run r trains as if alone, to float32 rounding.
+"""
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+import quadratic_regression as lesson
+
+from ..models import MODELS
+from ..theory.least_squares import LeastSquares, least_squares
+from ..training.judge import within_one_percent
+
+
+class Replicas(nn.Module):
+    """R copies of one model trained as one: every parameter gains a leading run axis
+    (torch.func.stack_module_state). Plain SGD, momentum and Adam update each entry on its own, so
+    run r trains as if alone. The forward (what autograd trains through, and the final losses) is the
+    model's own forward on the stacked parameters, every nn.Linear of one input swapped for a
+    StackedLinear: a x² + b x + c broadcasts over (R, 1, 1) parameters by itself. torch.func.vmap, which
+    maps the model's forward over the run axis, would do for any model, but its per-call cost dwarfs a few
+    numbers' arithmetic (2-3 times the whole epoch). The first call checks the direct forward against
+    vmap's, bit for bit; a model for which it differs keeps vmap. (The gradients' sums over the samples
+    may add in another order than a single run's: runs equal single runs to float32 rounding.)"""
+
+    def __init__(self, models):
+        super().__init__()
+        stacked, _ = torch.func.stack_module_state(models)
+        self.names = list(stacked)
+        self.stacked = nn.ParameterList(nn.Parameter(t) for t in stacked.values())
+        self.template = [copy.deepcopy(models[0]).to("meta")]  # a shape-only model; in a list, so not a submodule
+        self.stacked_model = [stacked_model_of(models[0], dict(zip(self.names, self.stacked)))]  # not a submodule
+        self.direct = None  # whether the stacked model's forward is vmap's, bit for bit: decided on the first call
+        self.criterion = SummedRunLosses()  # what fit() trains replicas on: each run's loss, summed
+
+    def named_parameters(self, *args, **kwargs):
+        return zip(self.names, self.stacked)
+
+    def forward(self, x):
+        if self.direct is None:
+            mapped = self.mapped_forward(x)
+            try:
+                self.direct = torch.equal(self.stacked_model[0](x), mapped)
+            except (RuntimeError, ValueError):
+                self.direct = False
+            return mapped
+        return self.stacked_model[0](x) if self.direct else self.mapped_forward(x)
+
+    def mapped_forward(self, x):
+        def one_run(params, x):
+            return torch.func.functional_call(self.template[0], dict(zip(self.names, params)), (x,))
+        runs_axis = 0 if x.dim() == 3 else None  # (R, n, 1): each run its own inputs (minibatches)
+        return torch.func.vmap(one_run, in_dims=(0, runs_axis))(tuple(self.stacked), x)
+
+
+class StackedLinear(nn.Module):
+    """nn.Linear(1, k) over a leading run axis: weight (R, k, 1), bias (R, k). With one input feature the
+    matrix product in F.linear (addmm: the product rounded, then the sum) is one multiplication per entry,
+    so w x + b written elementwise gives its bits, broadcast over the runs at the cost of one run."""
+
+    def __init__(self, weight, bias):
+        super().__init__()
+        self.weight, self.bias = weight, bias
+
+    def forward(self, x):
+        return x * self.weight.transpose(1, 2) + self.bias.unsqueeze(1)
+
+
+def stacked_model_of(model, stacked):
+    """A copy of `model` whose parameters are the stacked tensors (the very ones the optimizer updates),
+    with every nn.Linear of one input swapped for a StackedLinear over them."""
+    stacked_model = copy.deepcopy(model)
+    for name, param in stacked.items():
+        owner, _, attribute = name.rpartition(".")
+        setattr(stacked_model.get_submodule(owner), attribute, param)
+    for name, module in list(stacked_model.named_modules()):
+        if name and type(module) is nn.Linear and module.in_features == 1 and module.bias is not None:
+            owner, _, attribute = name.rpartition(".")
+            setattr(stacked_model.get_submodule(owner), attribute,
+                    StackedLinear(stacked[f"{name}.weight"], stacked[f"{name}.bias"]))
+    return stacked_model
+
+
+class SummedRunLosses(nn.Module):
+    """The sum over runs of each run's MSE, for (R, n, 1) predictions and targets. Its gradient
+    with respect to run r's parameters is run r's own gradient: the runs stay independent."""
+
+    def forward(self, out, target):
+        return self.per_run(out, target).sum()
+
+    @staticmethod
+    def per_run(out, target):
+        return ((out - target) ** 2).mean(dim=(1, 2))
+
+
+def replication_data(model_name, seeds, samples=100, noise=1.0, x_range=(-2.0, 12.0)):
+    """Data and initial models for each seed, each drawn exactly as a single run with that seed."""
+    ys, models = [], []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        x, y = lesson.make_data(samples, noise, x_range)
+        ys.append(y)
+        models.append(MODELS[model_name].build())
+    return x, torch.stack(ys), models
+
+
+@dataclass(kw_only=True)
+class ReplicationSummary:
+    """Which runs reached their own least-squares loss, and the statistics of the runs that did not
+    diverge. A statistic that cannot be computed is NaN, and missing_statistics says why."""
+    seeds: list
+    succeeded: torch.Tensor          # (R,) bool: final loss within 1% of the run's own least squares
+    diverged: torch.Tensor           # (R,) bool: the run's loss or coefficients became inf/NaN
+    least: LeastSquares
+    coefficients_mean: torch.Tensor  # over the runs that did not diverge
+    coefficients_std: torch.Tensor
+    spread_succeeded: torch.Tensor   # the standard deviation over the runs that succeeded
+    mean_stderr: torch.Tensor        # the mean least-squares standard error
+    missing_statistics: list         # why a statistic above is n/a
+    spread_verdict: str | None = None  # noise | training | too few: see spread_verdict()
+    spread_bound: float = math.nan     # the largest spread / standard error the succeeded runs' sampling allows
+
+    @property
+    def failed_seeds(self):
+        return [s for s, ok in zip(self.seeds, self.succeeded.tolist()) if not ok]
+
+    @property
+    def diverged_seeds(self):
+        return [s for s, bad in zip(self.seeds, self.diverged.tolist()) if bad]
+
+
+def summarize_replications(fit_result, x, ys, seeds):
+    least = least_squares(x, ys)
+    final = fit_result.final_loss.double()
+    coefficients = fit_result.coefficients
+    diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
+    scale = (ys.double() ** 2).mean().item()
+    succeeded = ~diverged & (final <= within_one_percent(least.loss, scale))  # of the run's own optimum
+    kept, missing = coefficients[~diverged], []
+    nan = torch.full((3,), math.nan, dtype=torch.float64)
+    mean = kept.mean(dim=0) if len(kept) else nan
+    if len(kept) < 2:
+        missing.append(f"the spread needs at least 2 runs that did not diverge ({len(kept)} here)")
+    elif int(succeeded.sum()) < 2:
+        missing.append(f"the spread of the succeeded runs needs at least 2 of them ({int(succeeded.sum())} here)")
+    if least.stderr is None:
+        missing.append(f"a standard error needs more than 3 points ({x.numel()} here: no residual is left)")
+    summary = ReplicationSummary(seeds=list(seeds), succeeded=succeeded, diverged=diverged, least=least,
+                                 coefficients_mean=mean, coefficients_std=kept.std(dim=0) if len(kept) > 1 else nan,
+                                 spread_succeeded=coefficients[succeeded].std(dim=0) if succeeded.sum() > 1 else nan,
+                                 mean_stderr=least.stderr.mean(dim=0) if least.stderr is not None else nan,
+                                 missing_statistics=missing)
+    summary.spread_verdict, summary.spread_bound = spread_verdict(summary)
+    return summary
+
+
+SMALLEST_EXCESS = 1.5   # with fewer runs than it takes to tell a spread 1.5 times the standard error, say so
+
+
+def spread_verdict(summary):
+    """Whether the succeeded runs spread as the data's noise alone makes them, within sampling error.
+    Runs that each reach their own least-squares fit spread like the least-squares estimates, whose
+    standard deviation is the standard error s. The standard deviation of R such runs then lies in
+    s·[lo, hi] with probability 0.95 (spread_range). Above hi, the training adds spread. Below it,
+    the data explain the spread; but when hi is above SMALLEST_EXCESS, so few runs could not have told
+    a 1.5 times wider spread either. Returns (verdict, hi): verdict None where a statistic is n/a."""
+    runs = int(summary.succeeded.sum())
+    ratio = summary.spread_succeeded / summary.mean_stderr
+    if runs < 2 or not bool(torch.isfinite(ratio).all()):
+        return None, math.nan
+    hi = spread_range(runs)[1]
+    if ratio.max().item() > hi:
+        return "training", hi
+    return ("too few" if hi > SMALLEST_EXCESS else "noise"), hi
+
+
+def spread_range(runs):
+    """(lo, hi): the central 95% range of the sample standard deviation of `runs` normal draws, divided by the
+    true one: sqrt(q / (runs - 1)) for q the chi-square quantiles with runs - 1 degrees of freedom, by
+    Wilson and Hilferty's cube-root approximation (hi within 2% from 1 degree of freedom up)."""
+    df = runs - 1
+    quantile = [df * (1 - 2 / (9 * df) + sign * NORMAL_975 * math.sqrt(2 / (9 * df))) ** 3 for sign in (-1, 1)]
+    return tuple(math.sqrt(max(q, 0.0) / df) for q in quantile)
+
+
+NORMAL_975 = 1.959963984540054  # the standard normal's 97.5% quantile

@@ -1,0 +1,326 @@
+"""Everything a run prints besides the blog's own lines and the explanations (explain.py): the fitted
+function, the least-squares table, the side-by-side comparison, the replications and the lr sweep."""
+import math
+import sys
+import textwrap
+
+from ..many_runs.replicas import SMALLEST_EXCESS
+from ..theory.least_squares import TRUE_COEFFICIENTS
+from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR, distance_from_least_squares, within_one_percent
+
+
+def fixed(value, decimals=4, sign=""):
+    """`value` with `decimals` decimals, as the tables print it; from 1e7 up in scientific notation,
+    so that no number outgrows its column."""
+    value = float(value)
+    notation = "e" if math.isfinite(value) and abs(value) >= 1e7 else "f"
+    return f"{value:{sign}.{decimals}{notation}}"
+
+
+def cell(text, width):
+    """`text` right-aligned in `width` characters, always after at least one space."""
+    return " " + str(text).rjust(width - 1)
+
+
+def format_quadratic(coefficients, digits=4):
+    """'1.0048 x^2 - 12.0305 x + 31.8826'; digits=None prints exact values: 'x^2 - 12 x + 32'."""
+    def number(v):
+        return fixed(v, digits) if digits is not None else f"{v:g}"
+    terms = []
+    for value, power in zip((float(v) for v in coefficients), ("x^2", "x", "")):
+        magnitude = number(abs(value))
+        if digits is None and power and abs(value) == 1:
+            magnitude = ""
+        text = f"{magnitude} {power}".strip() if magnitude else power
+        if not terms:
+            terms.append(("-" if value < 0 else "") + text)
+        else:
+            terms.append(("- " if value < 0 else "+ ") + text)
+    return " ".join(terms)
+
+
+def print_fitted(fit):
+    """After the blog's parameter lines: the fitted function beside the true one."""
+    print(f"fitted: y = {format_quadratic(fit.coefficients[0])}")
+    print(f"true:   y = {format_quadratic(TRUE_COEFFICIENTS, digits=None)}")
+    if fit.standardize:
+        scale = fit.standardization
+        print(f"(trained on z = (x - {scale.mean:.4f}) / {scale.std:.4f}; the parameters above are rewritten for x)")
+
+
+def print_model_heading(name):
+    """--model both: the heading before each model's lines."""
+    print(f"== model {name} ==")
+
+
+def print_stop(fit, tol, record_interval, least):
+    """Why training ended, when it was not at the last epoch."""
+    log = fit.log
+    if log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted after {log.epochs_run} epochs: the parameters above are where training stopped")
+    if log.stop_reason == "converged" and log.epochs_run < fit.epochs:
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged: the loss no longer changed "
+                      f"(see --help) and a, b, c are within {CONVERGED_ATOL:g} of the least-squares fit"))
+    if log.stop_reason == "stalled":
+        print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: stalled, not converged: the loss no "
+                      f"longer changed (see --help) at {fit.final_loss:.6g}, {stall_gap(fit.final_loss, least)}, "
+                      f"and a, b or c is {distance_from_least_squares(fit.coefficients, least)[0]:.3g} from "
+                      "the least-squares fit"))
+    if log.stop_reason == "tol":
+        print(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
+              f"(relative) over the last {record_interval} epochs")
+
+
+def stall_gap(final, least):
+    """Where a stalled loss sits against the least-squares loss: a ratio, or float32's verdict."""
+    floor = least.loss[0].item()
+    if final <= floor * (1 + 1e-6) + 1e-9 * least.scale:
+        return "the least-squares loss to float32's precision, though the coefficients are not"
+    if floor > 1e-9 * least.scale:
+        return f"{final / floor:.4g} times the least-squares loss {floor:.6g}"
+    return f"{final - floor:.3g} above the least-squares loss, which is 0 here (an exact fit)"
+
+
+def print_interrupted(message):
+    """On stderr: training was interrupted, and what the printed results are."""
+    print(message, file=sys.stderr)
+
+
+WIDTH = 100  # a terminal's width: prose wraps on words here; tables and the blog's lines keep theirs
+
+
+def wrapped(line):
+    """A line of prose wrapped on words at WIDTH; its continuation lines indented two more spaces."""
+    indent = line[:len(line) - len(line.lstrip())]
+    return textwrap.fill(line, WIDTH, subsequent_indent=indent + "  ", break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def print_explanation(lines):
+    """A diagnosis's explanation (explain.py), after a blank line, wrapped for a terminal."""
+    if lines:
+        print()
+        print("\n".join(wrapped(line) for line in lines))
+
+
+def print_full_batch_companion(fit, companion, batch_size):
+    if companion.log.stop_reason == "interrupted":
+        print_interrupted(f"interrupted: the full-batch run drawn dashed beside {fit.model_name} stopped at epoch "
+                          f"{companion.log.epochs_run} of {companion.epochs}, so its curve is partial; "
+                          f"the run with batches of {batch_size} above is whole")
+        return
+    print(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
+          f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
+
+
+def print_least_squares(fit, least):
+    fitted, best = fit.coefficients[0], least.coefficients[0]
+    print()
+    print("The best possible fit: least squares on the same data (float64, torch.linalg.lstsq)")
+    header = f"  {'':5s}{'true':>9s}{'fitted':>12s}{'least sq.':>12s}{'fitted-LS':>12s}"
+    if least.stderr is not None:
+        header += f"{'std. error':>12s}   95% interval"
+    print(header)
+    for i, name in enumerate("abc"):
+        row = (f"  {name:5s}{TRUE_COEFFICIENTS[i]:9g}{cell(fixed(fitted[i]), 12)}{cell(fixed(best[i]), 12)}"
+               f"{cell(fixed(fitted[i] - best[i], sign='+'), 12)}")
+        if least.stderr is not None:
+            se = least.stderr[0, i].item()
+            lo, hi = best[i] - least.t95 * se, best[i] + least.t95 * se
+            inside = "contains" if lo <= TRUE_COEFFICIENTS[i] <= hi else "misses"
+            row += f"{cell(fixed(se), 12)}   [{fixed(lo)}, {fixed(hi)}] {inside} the true value"
+        print(row)
+    floor = least.loss[0].item()
+    print(f"  final loss {loss_text(fit.final_loss)}; least-squares loss {loss_text(floor)}, "
+          f"the floor no quadratic can beat on this data ({loss_gap(fit.final_loss, floor, least.scale)})")
+
+
+def loss_text(loss):
+    """A loss as the blog prints it (6 decimals), or in 7 significant digits once that would be long."""
+    return f"{loss:.6f}" if abs(loss) < 1e6 else f"{loss:.7g}"
+
+
+def loss_gap(final, floor, scale):
+    """How far `final` is above the least-squares loss `floor`: in percent, or, when the floor is
+    about 0 (a noise-free or 3-point fit, which a quadratic matches exactly), in absolute terms."""
+    if floor > 1e-9 * scale and final < floor:  # float32's loss rounds differently from float64's
+        return f"{100 * (final - floor) / floor:+.4f}%, float32's rounding, not a better fit"
+    if floor > 1e-9 * scale:
+        return f"{100 * (final - floor) / floor:+.4f}%"
+    if final <= 1e-9 * scale:
+        return f"exact fit: both are 0 to float32 precision, {final - floor:+.3g} apart"
+    return f"the least-squares fit is exact here; this fit is {final - floor:+.3g} above it"
+
+
+def first_epoch_within_one_percent(history, least):
+    near = within_one_percent(least.loss[0].item(), least.scale)
+    return next((e for e, v in history if v <= near), None)
+
+
+def print_comparison(fits, least):
+    """--model both: the two models side by side, and the blog's '25 times sooner' checked."""
+    print()
+    print("== params and linear side by side ==")
+    print(f"  {'':24s}" + "".join(f"{f.model_name:>34s}" for f in fits))
+    rows = [("epochs run", [str(f.log.epochs_run) for f in fits]),
+            ("training seconds", [f"{f.log.seconds:.2f}" for f in fits]),
+            ("final loss", [loss_text(f.final_loss) for f in fits]),
+            ("fitted y =", [format_quadratic(f.coefficients[0], 3) for f in fits]),
+            ("max |coef - least sq.|",
+             [f"{(f.coefficients[0] - least.coefficients[0]).abs().max():.4f}" for f in fits])]
+    for label, values in rows:
+        print(f"  {label:24s}" + "".join(f"{v:>34s}" for v in values))
+    floor = least.loss[0].item()
+    reached = {f.model_name: first_epoch_within_one_percent(f.log.history, least) for f in fits}
+    print(f"  least-squares loss {floor:.6f}; first logged epoch within 1% of it: "
+          + ", ".join(f"{k} {v if v else 'never'}" for k, v in reached.items()))
+    if all(reached.values()):
+        ratio = reached["params"] / reached["linear"]
+        pace = f"{ratio:.1f} times sooner" if ratio >= 1 else f"{1 / ratio:.1f} times later"
+        print(f"  linear got there {pace} (the blog says 500000/20000 = 25 times sooner)")
+
+
+def print_replications(fit, summary):
+    runs = len(summary.seeds)
+    print()
+    gradients = "the gradients by hand over all runs" if fit.gradients == "manual" else "autograd"
+    print(f"{runs} runs (seeds {summary.seeds[0]}-{summary.seeds[-1]}), {fit.log.epochs_run} epochs "
+          f"in {fit.log.seconds:.2f} s with {gradients}:")
+    print(f"  {int(summary.succeeded.sum())} of {runs} succeeded "
+          "(final loss within 1% of the run's own least-squares loss)")
+    failed = summary.failed_seeds
+    if failed:
+        print(f"  failed seeds: {seed_list(failed)}")
+    diverged = summary.diverged_seeds
+    if diverged:
+        print(f"  {len(diverged)} of them diverged (their loss became inf/NaN), seeds {seed_list(diverged)}: "
+              "they are left out of the means and spreads below")
+    print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'std (succeeded)':>17s}{'mean LS std. error':>20s}")
+    for i, name in enumerate("abc"):
+        print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{cell(statistic(summary.coefficients_mean[i]), 14)}"
+              f"{cell(statistic(summary.coefficients_std[i]), 10)}{cell(statistic(summary.spread_succeeded[i]), 17)}"
+              f"{cell(statistic(summary.mean_stderr[i]), 20)}")
+    for reason in summary.missing_statistics:
+        print(f"  n/a: {reason}")
+    verdict, hi, succeeded = summary.spread_verdict, summary.spread_bound, int(summary.succeeded.sum())
+    within = f"{succeeded} runs' standard deviation is within {hi:.2f} times the standard error 95% of the time"
+    lines = {"training": f"the spread of the {succeeded} succeeded runs is wider than the least-squares standard "
+                         f"error allows ({within}): the training adds to it",
+             "noise": f"the spread of the {succeeded} succeeded runs matches the least-squares standard error "
+                      f"({within}): it is the noise in the data, not the training",
+             "too few": f"too few runs to tell whether the training adds to the spread: {within}, so even a "
+                        f"spread {SMALLEST_EXCESS:g} times wider could pass for noise"}
+    if verdict is not None:
+        print(wrapped("  " + lines[verdict]))
+
+
+def seed_list(seeds, most=20):
+    return ", ".join(map(str, seeds[:most])) + (" ..." if len(seeds) > most else "")
+
+
+def statistic(value):
+    """A table entry: the value, or n/a where there was too little to compute it."""
+    return fixed(value) if math.isfinite(float(value)) else "n/a"
+
+
+# ----------------------------------------------------------------------------- --lr-sweep
+TABLE_ROWS = 16
+
+
+def print_sweep(sweep):
+    space = "z = (x - mean)/std" if sweep.standardize else "x"
+    lrs = sweep.lrs
+    exact = "each run is the single run with its lr, bit for bit" if sweep.exact else \
+        "its runs equal the single runs to float32 rounding, not bit for bit"
+    print()
+    print(wrapped(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
+          f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
+          f"with {window_words(sweep)} ({sweep.seconds:.2f} s, "
+          f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''}"
+          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''}); {exact}"))
+    times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
+    print(wrapped(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss; it converged if "
+                  f"a, b and c are each within {CONVERGED_ATOL:g} of least squares"))
+    where = ("local: from the Hessian at the start; the product's curvature changes as it trains"
+             if sweep.limit_is_local else "exact: the Hessian of this bowl is the same everywhere")
+    print(wrapped(f"  predicted limit {sweep.limit_formula} = {sweep.predicted_limit:.4g} ({where})"))
+    print_measured_limit(sweep)
+    if sweep.fastest_lr is not None:
+        print(wrapped(f"  plain SGD's fastest lr 2/(lambda_min + lambda_max) = {sweep.fastest_lr:.4g}: it shrinks "
+                      "the slowest error most per epoch"))
+    print_edge_of_stability(sweep)
+    print_sweep_table(sweep)
+
+
+def print_measured_limit(sweep):
+    """What the sweep measured: the lr up to which none diverged, the smallest that did, and any above it
+    that did not (where the edge is not sharp)."""
+    lo, hi = sweep.limit_bracket
+    provisional = " (provisional: training was interrupted)" if sweep.stop_reason == "interrupted" else ""
+    if sweep.measured_limit is not None:
+        print(wrapped(f"  measured limit{provisional} {sweep.measured_limit:.4g}: every lr up to it did not diverge, "
+                      f"{hi:.4g} did ({100 * (hi / lo - 1):.2g}% above it); "
+                      f"{sweep.measured_limit / sweep.predicted_limit:.4f} times the prediction"))
+    elif lo is None:
+        print(f"  measured limit{provisional}: none, every learning rate diverged")
+    else:
+        print(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged")
+    above = sweep.survived_above
+    if above:
+        print(wrapped(f"  the edge is not sharp: {len(above)} lr{'s' if len(above) > 1 else ''} above {hi:.4g} did "
+                      f"not diverge ({lr_range(above)}; --metrics lists them)"))
+
+
+def print_edge_of_stability(sweep):
+    """A model whose curvature moves: the limit at the least-squares fit it reaches keeping its start's
+    balance, and the runs that converged above it by ending where the curvature is lower."""
+    if sweep.balanced_limit is None:
+        return
+    print(wrapped(f"  at the least-squares fit with the start's balance ({sweep.start_balance:+.4g}), "
+                  f"{sweep.limit_formula} = {sweep.balanced_limit:.4g}"))
+    rows = sweep.converged_above_balanced
+    if not rows:
+        print("  no run converged with an lr above it")
+        return
+    lrs = [sweep.rows.lrs[r] for r in rows]
+    gap = max(abs(lr / sweep.end_limits[r] - 1) for lr, r in zip(lrs, rows))
+    balances = [sweep.end_balances[r] for r in rows]
+    print(wrapped(f"  {len(rows)} run{'s' if len(rows) > 1 else ''} converged with an lr above it "
+                  f"({lr_range(lrs)}): each ended where {sweep.limit_formula} is within {100 * gap:.2g}% of its "
+                  f"lr, at the edge of stability; their balance at the end is between {min(balances):+.4g} and "
+                  f"{max(balances):+.4g}"))
+
+
+def lr_range(lrs):
+    return f"{lrs[0]:.4g}" if len(lrs) == 1 else f"{lrs[0]:.4g} to {lrs[-1]:.4g}"
+
+
+def window_words(sweep):
+    """Where the first computation's extra lrs, 1% apart, were placed."""
+    lrs = sweep.refined[0].lrs
+    apart = f"{100 * (lrs[1] / lrs[0] - 1):.2g}% apart" if len(lrs) > 1 else "one"
+    if sweep.window_from_pilot:
+        return f"{len(lrs)} more, {apart}, inside the bracket that a pilot found"
+    return f"{len(lrs)} more, {apart}, around the predicted limit"
+
+
+def print_sweep_table(sweep):
+    count = len(sweep.lrs)
+    rows = sorted({round(i * (count - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)}) if count > TABLE_ROWS \
+        else range(count)
+    local = bool(sweep.end_limits)
+    end_header = f"{sweep.limit_formula + ' at the end':>26s}" if local else ""
+    print(f"  epochs to 1%: the first recorded epoch within 1% of the least-squares loss "
+          f"{sweep.least_squares_loss:.6f}")
+    print(f"  {'lr':>11s}{'final loss':>14s}  {'verdict':<14s}{end_header}   epochs to 1%")
+    for i in rows:
+        reached = sweep.epochs_to_1pct[i]
+        final = f"{sweep.final_loss[i]:.6g}" if math.isfinite(sweep.final_loss[i]) else "inf/NaN"
+        end = ""
+        if local:
+            limit = sweep.end_limits[sweep.rows.lrs.index(sweep.lrs[i])]
+            end = f"{limit:26.4g}" if math.isfinite(limit) else " " * 26
+        print(f"  {sweep.lrs[i]:11.4g}{final:>14s}  {sweep.verdicts[i]:<14s}{end}   "
+              f"{reached if reached is not None else 'never'}")
+    if count > TABLE_ROWS:
+        print(f"  ({len(rows)} of {count} rows; --metrics has them all)")

@@ -1,0 +1,67 @@
+"""The judge: how a run ended, decided here and nowhere else, for a single run, --runs, --lr-sweep and --explore.
+
+A run diverged if its loss became inf/NaN, or if its loss after the last step is above its starting loss. A stop
+rule's "converged" holds only where a, b and c are each within CONVERGED_ATOL of least squares; otherwise the run
+stalled. A run "reached least squares" if its final loss is within 1% of the least-squares loss.
+"""
+import math
+
+DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
+# (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
+
+
+
+def ended_above_start(final_loss, start_loss):
+    """The rule for a finite run, a single one or each of a sweep's (floats or tensors): it diverged."""
+    return final_loss > DIVERGED_FACTOR * start_loss
+
+
+
+def judge_rise(log, final_loss):
+    """A single run whose logged losses stayed finite diverged, as in the sweep, if the loss after its last
+    step is inf/NaN or above its starting loss."""
+    if log.stop_reason not in ("epochs", "tol") or log.start_loss is None:
+        return  # stopped for its own reason, or no start to compare with
+    if diverged(final_loss, log.start_loss):
+        log.stop_reason, log.diverged_loss = "diverged", final_loss
+
+
+CONVERGED_ATOL = 0.01  # "converged": a, b and c each within this of the least-squares fit, in x's units
+
+
+
+def distance_from_least_squares(coefficients, least):
+    """(runs,) the largest |fitted - least squares| over a, b and c, in float64: how far each run is
+    from the fit no quadratic can beat. A stop rule that fires farther away than CONVERGED_ATOL has
+    found a stall (the loss stopped changing in float32), not the optimum."""
+    return (coefficients.double().cpu() - least.coefficients).abs().max(dim=1).values
+
+
+
+def judge_stop(log, coefficients, least):
+    """A stop rule fires when the loss stops changing, which a stall does too: keep "converged" only
+    where every run is within CONVERGED_ATOL of its least-squares fit, and call the rest "stalled"."""
+    if log.stop_reason == "converged" and not bool((distance_from_least_squares(coefficients, least)
+                                                     <= CONVERGED_ATOL).all()):
+        log.stop_reason = "stalled"
+
+
+
+def within_one_percent(floor, scale):
+    """The loss below which a run counts as "within 1% of the least-squares loss" `floor`. The small term
+    in scale (the mean of y²) lets noise-free data, whose floor is 0 and float32 cannot reach, count too."""
+    return 1.01 * floor + 1e-6 * scale
+
+
+def diverged(final_loss, start_loss):
+    """The rule for every run: its final loss is inf/NaN, or above its starting loss (floats or tensors)."""
+    if isinstance(final_loss, float):
+        return not math.isfinite(final_loss) or ended_above_start(final_loss, start_loss)
+    return ~final_loss.isfinite() | ended_above_start(final_loss, start_loss)
+
+
+def verdicts(diverged_runs, distances):
+    """Each run's verdict from whether it diverged and its distance from least squares (distance_from_least_squares):
+    diverged, converged (a, b and c each within CONVERGED_ATOL) or not converged."""
+    return ["diverged" if bad else "converged" if distance <= CONVERGED_ATOL else "not converged"
+            for bad, distance in zip(diverged_runs.tolist(), distances.tolist())]
