@@ -34,6 +34,29 @@ def run_script(*args, cwd, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def run_main(*args, cwd):
+    """The command line's main(argv) in this process, as run_script runs the script: for what is decided before any
+    training (a refusal costs no interpreter and no torch import). Returns a CompletedProcess of its status,
+    stdout and stderr; the working folder is `cwd`, and the environment is a user's without a display."""
+    import contextlib
+    import io
+
+    from beyond_the_blog.cli import main
+    out, err, saved = io.StringIO(), io.StringIO(), dict(os.environ)
+    here = os.getcwd()
+    try:
+        os.environ.clear()
+        os.environ.update(clean_env())
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = main([*map(str, args)])
+    finally:
+        os.chdir(here)
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(args, int(status), out.getvalue(), err.getvalue())
+
+
 def prose(text):
     """Printed text with its line wrapping undone: every run of whitespace as one space."""
     return " ".join(text.split())

@@ -3,7 +3,7 @@ with exit status 2, before any training and before anything is written; --help a
 answer before torch is imported."""
 import pytest
 import torch
-from conftest import clean_env, run_script
+from conftest import clean_env, run_main, run_script
 
 BAD_INPUTS = [
     (["--epochs", "0"], "--epochs"),
@@ -44,6 +44,13 @@ def assert_refused_in_one_line(result, mentions, folder):
 
 @pytest.mark.parametrize("args,mentions", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
 def test_bad_input_one_line_error(args, mentions, tmp_path):
+    """Checked in this process through main(argv): the refusal comes before torch loads, as the script's."""
+    assert_refused_in_one_line(run_main(*args, cwd=tmp_path), mentions, tmp_path)
+
+
+@pytest.mark.parametrize("args,mentions", BAD_INPUTS[::8], ids=[" ".join(a) for a, _ in BAD_INPUTS[::8]])
+def test_the_real_script_refuses_in_one_line(args, mentions, tmp_path):
+    """A few of them as a user types them: the real interpreter, exit status and streams."""
     assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
 
 
@@ -93,7 +100,7 @@ def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path
     (["--threads", "100000"], "--threads must be from 1 to"),
 ])
 def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, args, reason):
-    result = run_script(*args, cwd=tmp_path)
+    result = run_main(*args, cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("quadratic_regression.py: error: ") and reason in result.stderr
     assert result.stderr.endswith("(see --help)\n") and result.stderr.count("\n") == 1
@@ -106,13 +113,13 @@ def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, args, r
     (["--plot", "l.png"], "--plot and --landscape name the same file"),
 ])
 def test_landscape_refusals(tmp_path, args, message):
-    result = run_script("--landscape", "l.png", *args, cwd=tmp_path)
+    result = run_main("--landscape", "l.png", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
 def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
-    result = run_script("--landscape", "no/such/l.png", cwd=tmp_path)
+    result = run_main("--landscape", "no/such/l.png", cwd=tmp_path)
     assert result.returncode == 2 and "--landscape no/such/l.png: folder" in result.stderr
 
 
@@ -126,7 +133,7 @@ def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
     (["--lr-sweep", "8", "--lr", "1e-4"], "drop --animate / --tol / --lr"),
 ])
 def test_sweep_refusals(tmp_path, args, message):
-    result = run_script(*args, "--metrics", "m.json", cwd=tmp_path)
+    result = run_main(*args, "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
