@@ -12,12 +12,12 @@ from ..optimizers import MOMENTUM, OPTIMIZERS, training_loop
 from ..system.environment import (
     available_cores,
     matplotlib_problem,
-    memory_available,
     memory_needed,
+    memory_shortage,
     threads_from_environment,
 )
 from ..system.paths import OutputError, check_targets, figure_name
-from ..system.status import PROG, ExitStatus, exit_statuses_help
+from ..system.status import PROG, ExitStatus, exit_statuses_help, one_line, shown
 from .explore_option import add_explore_option, check_explore
 
 DEFAULT_SEED = 0
@@ -47,7 +47,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
                                                    re.IGNORECASE)
 
     def error(self, message):
-        self.exit(ExitStatus.BAD_ARGUMENTS, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(ExitStatus.BAD_ARGUMENTS, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def build_parser():
@@ -133,10 +133,9 @@ def check_outputs(parser, args):
         check_targets(outputs)
     except OutputError as error:
         parser.error(str(error))
-    if any(outputs[option] for option in ("--plot", "--animate", "--landscape")):
-        problem = matplotlib_problem()
-        if problem:
-            parser.error(problem)
+    problem = any(outputs[option] for option in ("--plot", "--animate", "--landscape")) and matplotlib_problem()
+    if problem:
+        parser.error(problem)
 
 
 def asked_models(args):
@@ -194,20 +193,26 @@ def check_combinations(parser, args):
     if args.animate is not None and (args.runs > 1 or args.model == "both"):
         parser.error("--animate draws a single run of one model: drop --runs / --model both")
     if args.animate is not None and not args.animate.lower().endswith(".gif"):
-        parser.error(f"--animate writes a GIF: the path must end in .gif (got {args.animate})")
+        parser.error(f"--animate writes a GIF: the path must end in .gif (got {shown(args.animate)})")
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
     check_why_options(parser, args)
-    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize) for m in asked_models(args))
-    runs = args.lr_sweep or args.runs  # an lr sweep trains one run per learning rate
-    needed, available = memory_needed(epochs, runs, args.samples, args.log_interval), memory_available()
-    if available is not None and needed > available:
-        runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
-        parser.error(f"--samples {args.samples} with {runs} needs about {needed / 2**30:.3g} GiB of "
-                     f"memory; this machine has {available / 2**30:.1f} GiB available")
+    check_memory(parser, args)
     if args.seed + args.runs - 1 > SEED_RANGE[1]:
         parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
     check_float32_range(parser, args)
+
+
+def check_memory(parser, args):
+    """Refused before training: a run that needs more memory than a limit on this process leaves it."""
+    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize) for m in asked_models(args))
+    need = memory_needed(epochs, args.lr_sweep or args.runs, args.samples, args.log_interval)  # a sweep: a run per lr
+    shortage = memory_shortage(need)
+    if shortage is not None:
+        runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
+        _, cause = max((need.torch, "torch itself"), (need.data, f"the data of --samples {args.samples} with {runs}"),
+                       (need.records, f"the losses of --epochs {epochs}, one every {args.log_interval or 100} epochs"))
+        parser.error(f"this run needs about {need.total / 2**30:.3g} GiB of memory, most of it for {cause}; {shortage}")
 
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -320,7 +325,7 @@ def resolve(args, explore=None):
         standardize=args.standardize, tol=args.tol, runs=args.runs, seed=args.seed, samples=args.samples,
         noise=args.noise, x_range=tuple(args.x_range), log_interval=args.log_interval, plot=plot,
         animate=args.animate, metrics=args.metrics, save_model=args.save_model, device=args.device,
-        quiet=args.quiet, no_show=args.no_show, threads=args.threads or threads_from_environment(),
+        quiet=args.quiet, no_show=args.no_show, threads=threads_from_environment(args.threads),
         loop=training_loop(args.model, args.optimizer, args.runs, args.batch_size, args.gradients),
         batch_size=args.batch_size,
         stop_when_converged=(args.epochs is None and OPTIMIZERS[args.optimizer].stops_early

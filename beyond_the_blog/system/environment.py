@@ -4,9 +4,12 @@ torch-free; matplotlib is imported only when a figure is asked for.
 """
 import atexit
 import os
+import re
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 
 from .status import PROG
 
@@ -14,6 +17,8 @@ BYTES_PER_POINT = 300              # measured peak memory per data point and run
 BYTES_PER_RECORD = 2000            # measured: a recorded epoch of one run (its loss, and the path's float64 copy)
 BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's share of a recorded epoch
 TORCH_BYTES = 300 * 2**20          # torch itself, loaded
+ADDRESS_SPACE_BYTES = 450 * 2**20  # measured: the address space torch and matplotlib reserve beyond the memory they
+# use (VmPeak - VmHWM of a small run, 400 to 430 MB): what `ulimit -v` counts and MemAvailable does not
 
 
 MKL_CODE_PATH = "COMPATIBLE"  # Intel MKL's one code path for every x86 processor (its "conditional numerical
@@ -32,19 +37,28 @@ def available_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def threads_from_environment():
-    """OMP_NUM_THREADS if it is a whole number from 1 to the cores, else 1 thread. A value torch cannot
-    use is ignored with a word, and replaced before torch loads, so its OpenMP library stays quiet."""
+def threads_from_environment(asked=None):
+    """The torch threads: --threads if `asked`, else OMP_NUM_THREADS if it is a whole number from 1 to the cores,
+    else 1. An OMP_NUM_THREADS torch cannot use is replaced before torch loads, so its OpenMP library stays
+    quiet; it is ignored with a word unless --threads made it irrelevant."""
     value = os.environ.get("OMP_NUM_THREADS")
     if value is None:
-        return 1
+        return asked or 1
     cores = available_cores()
-    if value.strip().isdigit() and 1 <= int(value) <= cores:
-        return int(value)
-    WARNINGS.append(f"{PROG}: warning: OMP_NUM_THREADS={value!r} ignored, it is not a whole number from 1 to "
-                    f"{cores} (the cores here): using 1 thread")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    return 1
+    if whole_number(value) and 1 <= int(value) <= cores:
+        os.environ["OMP_NUM_THREADS"] = str(int(value))  # " 2" or "02" as libgomp reads it: 2
+        return asked or int(value)
+    os.environ["OMP_NUM_THREADS"] = str(asked or 1)
+    if asked is None:
+        WARNINGS.append(f"{PROG}: warning: OMP_NUM_THREADS={value!r} ignored, it is not a whole number from 1 to "
+                        f"{cores} (the cores here): using 1 thread")
+    return asked or 1
+
+
+def whole_number(text):
+    """Digits 0-9 only, spaces around allowed: '²'.isdigit() and '٣'.isdigit() are True, but int() or libgomp
+    refuse them."""
+    return re.fullmatch(r"\s*[0-9]+\s*", text) is not None
 
 
 WARNINGS = []  # said by say_warnings() once the last check has passed: a refused run's error stays one line
@@ -93,18 +107,194 @@ def writable_or_creatable(folder):
         return False
 
 
+@dataclass(frozen=True, kw_only=True)
+class MemoryNeed:
+    """Peak bytes of a run, roughly, in its three parts."""
+    torch: int    # torch itself
+    data: int     # the data and autograd's tensors, for every run
+    records: int  # the recorded losses of every run
+
+    @property
+    def total(self):
+        return self.torch + self.data + self.records
+
+
 def memory_needed(epochs, runs, samples, log_interval):
-    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
+    """The MemoryNeed of a run of `epochs` epochs, `runs` runs at once, on `samples` points."""
     records = epochs // (log_interval or 100) + 40
-    per_record = BYTES_PER_RECORD + runs * BYTES_PER_RUN_RECORD
-    return TORCH_BYTES + runs * samples * BYTES_PER_POINT + records * per_record
+    return MemoryNeed(torch=TORCH_BYTES, data=runs * samples * BYTES_PER_POINT,
+                      records=records * (BYTES_PER_RECORD + runs * BYTES_PER_RUN_RECORD))
+
+
+def memory_shortage(need):
+    """The strictest limit `need` does not fit in, in words that name it and say what it leaves; None if it fits.
+    Each limit counts: the machine's MemAvailable, this process's cgroup, its address space (ulimit -v), which also
+    counts what torch reserves without using it, and its data segment (ulimit -d)."""
+    limits = [("this machine has {} available", memory_available(), 0),
+              ("the memory limit of this process's cgroup leaves {}", cgroup_headroom(), 0)]
+    limits += [(f"the {name} limit (ulimit {flag}) leaves {{}}"
+                + (f", and torch reserves {gib(reserved)} of it beyond the memory it uses" if reserved else ""),
+                headroom, reserved) for name, flag, headroom, reserved in resource_headrooms()]
+    short = [(headroom - reserved, words, headroom) for words, headroom, reserved in limits
+             if headroom is not None and need.total + reserved > headroom]
+    if not short:
+        return None
+    _, words, headroom = min(short)
+    return words.format(gib(max(headroom, 0)))
+
+
+def gib(size):
+    return f"{size / 2**30:.3g} GiB"
 
 
 def memory_available():
     """Bytes of memory available to a new process (MemAvailable), or None where it cannot be read."""
+    return proc_field("/proc/meminfo", "MemAvailable")
+
+
+def proc_field(path, name):
+    """A field in kB of /proc/meminfo or /proc/self/status, in bytes; None where it cannot be read."""
     try:
-        with open("/proc/meminfo") as f:
-            fields = dict(line.split(":", 1) for line in f)
-        return int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
+        with open(path) as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return int(fields[name].split()[0]) * 1024
+    except (OSError, KeyError, ValueError, IndexError):
         return None
+
+
+def resource_headrooms():
+    """(name, ulimit flag, bytes left, bytes reserved beyond the need) for each limit set on this process: its
+    address space (VmSize counts what is reserved, ADDRESS_SPACE_BYTES) and its data segment (VmData, measured about
+    the memory used)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix: no such limits
+        return []
+    headrooms = []
+    for name, flag, limit, used, reserved in (("address-space", "-v", "RLIMIT_AS", "VmSize", ADDRESS_SPACE_BYTES),
+                                              ("data-segment", "-d", "RLIMIT_DATA", "VmData", 0)):
+        soft = resource.getrlimit(getattr(resource, limit))[0]
+        if soft != resource.RLIM_INFINITY:
+            headrooms.append((name, flag, soft - (proc_field("/proc/self/status", used) or 0), reserved))
+    return headrooms
+
+
+CGROUP_FILES = {"v2": ("memory.max", "memory.current", "inactive_file"),
+                "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")}
+
+
+def cgroup_headroom(own="/proc/self/cgroup", root="/sys/fs/cgroup"):
+    """Bytes this process's memory cgroup and those above it still leave (the limit less the usage, the page cache
+    it can drop counted free), the least of them; None where none sets a limit or none can be read."""
+    headrooms = []
+    for folder, version in cgroup_folders(own, root):
+        limit_file, usage_file, inactive_field = CGROUP_FILES[version]
+        limit, usage = read_number(folder, limit_file), read_number(folder, usage_file)
+        if limit is not None and usage is not None:
+            headrooms.append(limit - usage + (stat_field(folder, inactive_field) or 0))
+    return min(headrooms, default=None)
+
+
+def cgroup_folders(own, root):
+    """(folder, version) of each memory cgroup this process is in, its own first, then every one above it. Inside a
+    container its own cgroup is often the root of the mount: folders that do not exist there are left out."""
+    try:
+        with open(own) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    folders = []
+    for line in lines:
+        number, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if number == "0" and not controllers:
+            mount, version = root, "v2"
+        elif "memory" in controllers.split(","):
+            mount, version = os.path.join(root, "memory"), "v1"
+        else:
+            continue
+        parts = [p for p in path.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            folder = os.path.join(mount, *parts[:depth])
+            if os.path.isfile(os.path.join(folder, CGROUP_FILES[version][0])):
+                folders.append((folder, version))
+    return folders
+
+
+def read_number(folder, name):
+    """A cgroup file's number; None for "max" (no limit) or a file that cannot be read."""
+    try:
+        with open(os.path.join(folder, name)) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stat_field(folder, name):
+    """A field of the cgroup's memory.stat, or None."""
+    try:
+        with open(os.path.join(folder, "memory.stat")) as f:
+            return next((int(line.split()[1]) for line in f if line.split()[:1] == [name]), None)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def out_of_memory(error):
+    """Whether `error` says memory ran out: Python's MemoryError, torch's allocator ("can't allocate memory"), or a
+    library that could not be mapped under an address-space limit."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, (RuntimeError, OSError, ImportError)) and any(
+        words in text for words in ("can't allocate memory", "Cannot allocate memory", "out of memory",
+                                    "failed to map segment"))
+
+
+def working_folder_problem():
+    """Why the working folder cannot be used, or None. Checked first: every relative path is resolved against it,
+    and Intel MKL, loaded with torch, stops the process with a fatal error without it."""
+    try:
+        os.getcwd()
+    except OSError as error:
+        return (f"the working folder is gone ({error.strerror}): it was deleted or moved after the shell entered "
+                "it; cd to a folder that exists")
+    return None
+
+
+@contextmanager
+def library_warnings_held():
+    """While torch loads, what its libraries print on stderr is held back, then said with the warnings once the
+    last check has passed: libgomp, its OpenMP library, prints a line for each OMP_* variable it cannot read
+    (OMP_STACKSIZE=abc), and a refused run's error must stay one line."""
+    held = held_stderr()
+    if held is None:  # no stderr, or no temporary folder: nothing is held back
+        yield
+        return
+    saved, file = held
+    try:
+        yield
+    finally:
+        with suppress(OSError, ValueError):
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        text = os.pread(file, os.fstat(file).st_size, 0).decode(errors="backslashreplace")
+        os.close(file)
+    WARNINGS.extend(f"{PROG}: warning: {line}" if line.startswith("libgomp:") else line
+                    for line in text.splitlines() if line.strip())
+
+
+def held_stderr():
+    """(a copy of stderr, the unnamed temporary file stderr now goes to), or None if stderr cannot be redirected."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        return None
+    try:
+        file, name = tempfile.mkstemp(prefix="stderr-")
+        os.unlink(name)
+    except OSError:
+        os.close(saved)
+        return None
+    os.dup2(file, 2)
+    return saved, file
