@@ -17,8 +17,8 @@ from ..report.figures import (
     write_animation,
 )
 from ..report.landscape_figure import plot_landscape
-from ..system.paths import atomic_path, write_json
-from ..system.status import PROG
+from ..system.paths import atomic_path, write_json, written_in_place
+from ..system.status import PROG, error_line, shown
 from ..theory.diagnosis import LinearDiagnosis, ParamsDiagnosis
 from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR
 
@@ -32,8 +32,8 @@ def write_each(outputs):
                 write(temporary)
         except Exception as error:  # one output failing must not cost the others
             reason = getattr(error, "strerror", None) or str(error)
-            print(f"{PROG}: error: could not write {option} {path}: {reason}; a file already there is unchanged",
-                  file=sys.stderr)
+            kept = "" if written_in_place(path) else "; a file already there is unchanged"  # else it is written into
+            error_line(f"could not write {option} {shown(path)}: {reason}{kept}")
             failed += 1
         else:
             print(message)

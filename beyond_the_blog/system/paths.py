@@ -1,22 +1,30 @@
 """Output files: checked before training, written atomically after it.
 
 A file is written to a temporary name in its own folder and then renamed over the target, so a
-full disk, a file-size limit or an interruption leaves the previous file whole. A target that
-exists and is not a regular file is never replaced: a device (/dev/null, a terminal) or a FIFO
-is written into directly, anything else is refused before training. torch-free.
+full disk, a file-size limit or an interruption leaves the previous file whole. No output ever
+replaces what is not a regular file, and every output option treats each kind of object alike: a
+device (/dev/null, a terminal), a FIFO and a file mounted on its own (mount --bind, a container's
+volume), which a rename cannot replace, are written into directly; a folder, a socket, a block
+device or any other object is refused before training. torch-free.
 """
 import errno
 import json
 import math
 import os
+import re
 import shutil
 import stat
 import tempfile
 from contextlib import contextmanager
 
+from .status import shown
+
 # What Figure.savefig writes with the Agg canvas (tests/test_outputs.py checks it against matplotlib's own list)
 FIGURE_FORMATS = ("avif", "eps", "gif", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz",
                   "tif", "tiff", "webp")
+FIGURE_OPTIONS = ("--plot", "--landscape")
+WRITTEN_INTO = ("device", "fifo", "mounted file")  # what a rename would replace, or cannot
+STREAMS = ("device", "fifo")  # several outputs may go into one: /dev/null, a pipe's reader
 
 
 class OutputError(Exception):
@@ -24,9 +32,11 @@ class OutputError(Exception):
 
 
 def figure_name(path):
-    """The name matplotlib really writes: it adds .png to a name without an extension. A device, a FIFO
-    or the file stdout goes to keeps its name (/dev/null.png would be a new file in /dev)."""
-    if os.path.splitext(path)[1] or written_in_place(path) or (os.path.isfile(path) and is_standard_stream(path)):
+    """The name matplotlib really writes: it adds .png to a name without an extension. Anything that exists under
+    the name and is not a regular file, and the file stdout goes to, keeps its name: it is then written into or
+    refused, as for every other option (/dev/null.png would be a new file in /dev)."""
+    kind = kind_of(path)
+    if os.path.splitext(path)[1] or (kind not in (None, "file")) or (kind == "file" and is_standard_stream(path)):
         return path
     return path + ".png"
 
@@ -37,49 +47,72 @@ def check_targets(outputs):
     for option, path in outputs.items():
         if path is None:
             continue
-        if option in ("--plot", "--landscape"):
-            path = path if not path or os.path.isdir(path) else figure_name(path)
+        check_name(option, path)
+        if option in FIGURE_OPTIONS:
+            path = figure_name(path)
         target = checked_target(option, path)
-        if option in ("--plot", "--landscape"):
+        if option in FIGURE_OPTIONS:
             check_figure_format(option, path)
-        if target in targets and not written_in_place(path):  # two outputs into /dev/null are fine
-            raise OutputError(f"{targets[target]} and {option} name the same file, {path}")
-        targets[target] = option
+        if target in targets:
+            raise OutputError(f"{targets[target]} and {option} name the same file, {shown(path)}")
+        if target is not None:
+            targets[target] = option
     animation = outputs.get("--animate") and os.path.basename(outputs["--animate"])
     if animation is not None and not (animation.lower().endswith(".gif") and len(animation) > len(".gif")):
-        raise OutputError(f"--animate {outputs['--animate']}: needs a file name ending in .gif, such as fit.gif")
+        raise OutputError(f"--animate {shown(outputs['--animate'])}: needs a file name ending in .gif, such as fit.gif")
+
+
+def check_name(option, path):
+    """A path must end in a file name: "out/", "." or "x/.." name a folder, whatever exists there now."""
+    if not path:
+        raise OutputError(f"{option}: the path is empty")
+    if os.path.basename(path) in ("", ".", ".."):
+        raise OutputError(f"{option} {shown(path)}: names a folder, expected a file name")
 
 
 def checked_target(option, path):
-    """The file that writing `path` replaces (a symlink is followed); OutputError if it cannot be written."""
-    if not path:
-        raise OutputError(f"{option}: the path is empty")
+    """What writing `path` replaces (a symlink is followed), or None for a device or a FIFO, which several outputs
+    may share; OutputError if it cannot be written."""
     target = os.path.realpath(path)
-    via = f" (a link to {target})" if os.path.islink(path) else ""
+    via = f" (a link to {shown(target)})" if os.path.islink(path) else ""
+    named = f"{option} {shown(path)}{via}"
     kind = existing_kind(option, path)
     if kind == "folder":
-        raise OutputError(f"{option} {path}{via}: is a folder, expected a file name")
-    if kind in ("device", "fifo"):
-        return target  # written into, not replaced
-    if kind is not None and kind != "file":
-        raise OutputError(f"{option} {path}{via}: is a {kind}, not a file; give a file name")
-    if kind == "file" and is_standard_stream(path):
-        raise OutputError(f"{option} {path}: is the file this program's output goes to; replacing it would lose "
+        raise OutputError(f"{named}: is a folder, expected a file name")
+    if kind not in (None, "file", *WRITTEN_INTO):
+        raise OutputError(f"{named}: is a {kind}, not a file; give a file name")
+    if kind in ("file", "mounted file") and is_standard_stream(path):
+        raise OutputError(f"{named}: is the file this program's output goes to; replacing it would lose "
                           "that output, so give another file name")
+    if kind in WRITTEN_INTO:
+        check_written_into(named, path, kind)
+        return None if kind in STREAMS else target
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise OutputError(f"{option} {path}{via}: folder {folder} does not exist")
+        raise OutputError(f"{named}: folder {shown(folder)} does not exist")
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with temporary_beside(target):
             pass
-    except OSError:
-        raise OutputError(f"{option} {path}{via}: folder {folder} is not writable") from None
-    if kind == "file" and not os.stat(target).st_mode & 0o222:
-        raise OutputError(f"{option} {path}{via}: the file exists and is read-only")
+    except OSError as error:
+        why = "is not writable" if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else (
+            f"cannot hold its temporary file ({error.strerror})")
+        raise OutputError(f"{named}: folder {shown(folder)} {why}") from None
+    if kind == "file" and not (os.stat(target).st_mode & 0o222 and os.access(target, os.W_OK)):
+        raise OutputError(f"{named}: the file exists and is read-only")
     if kind == "file" and not replaceable(target):
-        raise OutputError(f"{option} {path}{via}: the file belongs to another user in a folder that only lets "
+        raise OutputError(f"{named}: the file belongs to another user in a folder that only lets "
                           "owners replace their files")
     return target
+
+
+def check_written_into(named, path, kind):
+    """A device, a FIFO or a mounted file: it must take writes, and its bytes are prepared in a temporary folder."""
+    if not os.access(path, os.W_OK):
+        raise OutputError(f"{named}: the {kind} is not writable")
+    try:
+        tempfile.gettempdir()
+    except OSError:
+        raise OutputError(f"{named}: no writable temporary folder to prepare its bytes in (set TMPDIR)") from None
 
 
 KINDS = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISCHR, "device"), (stat.S_ISFIFO, "fifo"),
@@ -87,22 +120,54 @@ KINDS = ((stat.S_ISREG, "file"), (stat.S_ISDIR, "folder"), (stat.S_ISCHR, "devic
 
 
 def existing_kind(option, path):
-    """What `path` names now (a link followed): file, folder, device, fifo, ..., or None if nothing."""
+    """What `path` names now (a link followed): file, mounted file, folder, device, fifo, ..., or None if nothing."""
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return None
     except OSError as error:
-        raise OutputError(f"{option} {path}: {error.strerror}") from None
-    return next((name for test, name in KINDS if test(mode)), "special file")
+        raise OutputError(f"{option} {shown(path)}: {error.strerror}") from None
+    kind = next((name for test, name in KINDS if test(mode)), "special file")
+    return "mounted file" if kind == "file" and is_mount_point(path) else kind
+
+
+def kind_of(path):
+    """existing_kind without an option to blame: None also where `path` cannot be looked at."""
+    try:
+        return existing_kind("", path)
+    except OutputError:
+        return None
 
 
 def written_in_place(path):
-    """A device or a FIFO: written into directly, never renamed over (that would replace it)."""
+    """A device, a FIFO or a mounted file: written into directly, never renamed over (that would replace it)."""
+    return kind_of(path) in WRITTEN_INTO
+
+
+def is_mount_point(path):
+    """Whether the file `path` is mounted on its own (mount --bind, a container's volume): a rename over it fails
+    ("Device or resource busy"). Its device differs from its folder's, or the kernel's list of mounts names it."""
+    target = os.path.realpath(path)
     try:
-        return stat.S_ISCHR(os.stat(path).st_mode) or stat.S_ISFIFO(os.stat(path).st_mode)
+        if os.stat(target).st_dev != os.stat(os.path.dirname(target)).st_dev:
+            return True
     except OSError:
         return False
+    return target in mount_points()
+
+
+def mount_points():
+    """Every mount point of this process: the fifth field of /proc/self/mountinfo (none where it cannot be read)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            return {unescaped(fields[4]) for fields in map(bytes.split, f) if len(fields) > 4}
+    except OSError:
+        return set()
+
+
+def unescaped(field):
+    """The kernel writes a space in a mount point as \\040, a tab \\011, a newline \\012, a backslash \\134."""
+    return os.fsdecode(re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), field))
 
 
 def is_standard_stream(path):
@@ -129,16 +194,16 @@ def replaceable(target):
 def check_figure_format(option, path):
     extension = os.path.splitext(path)[1].lstrip(".").lower() or "png"  # a device's name: png, as savefig does
     if extension not in FIGURE_FORMATS:
-        raise OutputError(f"{option} {path}: matplotlib cannot write .{extension} figures "
+        raise OutputError(f"{option} {shown(path)}: matplotlib cannot write .{extension} figures "
                           f"(it writes {', '.join(FIGURE_FORMATS)})")
     if extension == "pgf" and shutil.which("xelatex") is None:  # matplotlib's default pgf.texsystem
-        raise OutputError(f"{option} {path}: a .pgf figure needs LaTeX (xelatex), which this machine lacks")
+        raise OutputError(f"{option} {shown(path)}: a .pgf figure needs LaTeX (xelatex), which this machine lacks")
 
 
 @contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renamed onto `path` if the block succeeds, removed if not.
-    A device or a FIFO is never replaced or removed: its bytes are written into it (written_into)."""
+    A device, a FIFO or a mounted file is never replaced or removed: its bytes are written into it (written_into)."""
     if written_in_place(path):
         with tempfile.TemporaryDirectory() as folder:
             # a file that can seek, as savefig and the GIF writer need; named with the format savefig reads
@@ -146,34 +211,62 @@ def atomic_path(path):
             yield temporary
             written_into(path, temporary)
         return
-    folder, name = os.path.split(os.path.realpath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=os.path.splitext(name)[1])
+    target = os.path.realpath(path)
+    with temporary_beside(target) as temporary:
+        yield temporary
+        os.chmod(temporary, file_mode(path))
+        os.replace(temporary, target)
+
+
+@contextmanager
+def temporary_beside(target):
+    """A new hidden file in the folder of `target`, ending in its extension (savefig reads the format there),
+    removed on leaving unless it was renamed. The check before training makes the same file, so a name too long
+    for it is refused then, not after training."""
+    folder, name = os.path.split(target)
+    extension = os.path.splitext(name)[1]
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{name[:40]}.",
+                                         suffix=extension if len(extension) <= 16 else "")
     os.close(handle)
     try:
         yield temporary
-        os.chmod(temporary, file_mode(path))
-        os.replace(temporary, os.path.realpath(path))
-    except BaseException:
-        if os.path.exists(temporary):
+    finally:
+        if os.path.lexists(temporary):
             os.remove(temporary)
-        raise
 
 
 def written_into(path, temporary):
-    """Copy the bytes of `temporary` into the device or FIFO `path`. A FIFO that no process reads fails at
-    once (ENXIO: "No such device or address") rather than waiting for ever for a reader."""
+    """Copy the bytes of `temporary` into the device, FIFO or mounted file `path` (a file is emptied first). A FIFO
+    that no process reads fails at once (ENXIO: "No such device or address") rather than waiting for a reader."""
+    truncate = os.O_TRUNC if stat.S_ISREG(os.stat(path).st_mode) else 0
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | truncate)
     except OSError as error:
         if error.errno == errno.ENXIO and stat.S_ISFIFO(os.stat(path).st_mode):
             raise OSError(error.errno, "no process is reading this FIFO") from None
         raise
     try:
         os.set_blocking(fd, True)  # a reader is there: now let writes wait for it to read
-        with open(fd, "wb", closefd=False) as target, open(temporary, "rb") as source:
-            shutil.copyfileobj(source, target)
+        copy_into(temporary, fd)
     finally:
         os.close(fd)
+
+
+def copy_into(temporary, fd):
+    """The bytes of `temporary` written to `fd`; an error says how many were written before it."""
+    written = 0
+    with open(temporary, "rb") as source:
+        for chunk in iter(lambda: source.read(1 << 16), b""):
+            view = memoryview(chunk)
+            while view:
+                try:
+                    count = os.write(fd, view)
+                except OSError as error:
+                    if written:
+                        raise OSError(error.errno, f"{error.strerror} after {written} bytes were written into it") \
+                            from None
+                    raise
+                written, view = written + count, view[count:]
 
 
 def file_mode(path):
