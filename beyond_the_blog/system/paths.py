@@ -82,7 +82,7 @@ def checked_target(option, path):
     if kind not in (None, "file", *WRITTEN_INTO):
         raise OutputError(f"{named}: is a {kind}, not a file; give a file name")
     if kind in ("file", "mounted file") and is_standard_stream(path):
-        raise OutputError(f"{named}: is the file this program's output goes to; replacing it would lose "
+        raise OutputError(f"{option} {shown(path)}: is the file this program's output goes to; replacing it would lose "
                           "that output, so give another file name")
     if kind in WRITTEN_INTO:
         check_written_into(named, path, kind)
