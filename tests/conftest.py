@@ -28,10 +28,11 @@ def clean_env(**extra):
     return env
 
 
-def run_script(*args, cwd, timeout=300, env=None):
-    """python quadratic_regression.py ARGS, as a user would type it; returns the CompletedProcess."""
+def run_script(*args, cwd, timeout=300, env=None, preexec_fn=None):
+    """python quadratic_regression.py ARGS, as a user would type it; returns the CompletedProcess. preexec_fn runs
+    in the child before the script: a limit (resource.setrlimit), or another working folder."""
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, env=env or clean_env(),
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def run_main(*args, cwd):

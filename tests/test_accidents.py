@@ -3,14 +3,20 @@ a standard output that cannot take what is printed, an environment torch or matp
 None may cost a file, replace what is not a regular file, or print a traceback."""
 import json
 import os
+import re
+import resource
 import socket
 import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
-from conftest import SCRIPT, clean_env, run_script
+from conftest import ROOT, SCRIPT, clean_env, run_script
+
+from beyond_the_blog.system.environment import cgroup_headroom
+from beyond_the_blog.system.status import ExitStatus
 
 SHORT = ("--model", "linear", "--epochs", "50", "-q")
 
@@ -126,7 +132,7 @@ def test_a_closed_stdout_costs_no_file(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text())["epochs_run"] == 50 and (tmp_path / "c.png").is_file()
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "2,1", "100000", ""])
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "2,1", "100000", "", "²", "٣"])  # '²'.isdigit() is True
 def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
     result = run_script(*SHORT, "--no-plot", "--metrics", "m.json", cwd=tmp_path, env=clean_env(OMP_NUM_THREADS=value))
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
@@ -138,9 +144,10 @@ def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
 def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, mode):
     # the warning waits for the last check: a run refused for its data prints the error alone
     result = run_script(*SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
-                        env=clean_env(OMP_NUM_THREADS="abc"))
+                        env=clean_env(OMP_NUM_THREADS="abc", OMP_STACKSIZE="abc"))
     one_line_refusal(result, "--x-range 0 1e-20", "too nearly dependent")
-    assert "OMP_NUM_THREADS" not in result.stderr and not (tmp_path / "e.html").exists()
+    assert "OMP_NUM_THREADS" not in result.stderr and "libgomp" not in result.stderr
+    assert not (tmp_path / "e.html").exists()
 
 
 def test_thread_counts_are_bounded_by_the_cores(tmp_path):
@@ -185,3 +192,135 @@ def test_a_seed_gives_the_same_numbers_on_every_processor(tmp_path, instructions
     older = run_script(*args, cwd=tmp_path, env=clean_env(MKL_ENABLE_INSTRUCTIONS=instructions))
     assert here.returncode == older.returncode == 0, older.stderr
     assert here.stdout == older.stdout
+
+
+# ----------------------------------------------------------------------------- the environment's limits
+def libgomp_lines(env):
+    """What torch's OpenMP library itself says of `env` when torch loads, with no program around it."""
+    loaded = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    return [line for line in loaded.stderr.splitlines() if line.startswith("libgomp:")]
+
+
+def test_what_openmp_says_of_the_environment_is_one_warning_each_and_threads_replace_a_bad_count(tmp_path):
+    odd = {"OMP_STACKSIZE": "abc", "OMP_PROC_BIND": "xyz"}
+    expected = libgomp_lines(clean_env(**odd))
+    assert len(expected) == 2  # the library's own words, one line for each variable
+    result = run_script(*SHORT, "--threads", "1", "--no-plot", "--metrics", "m.json", cwd=tmp_path,
+                        env=clean_env(**odd, OMP_NUM_THREADS="abc"))
+    assert result.returncode == 0, result.stderr
+    # --threads given: the bad OMP_NUM_THREADS was replaced before torch loaded, so libgomp never saw it
+    assert result.stderr.splitlines() == [f"quadratic_regression.py: warning: {line}" for line in expected]
+    assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == 1
+
+
+def address_space_limit(size):
+    def limit():  # as `ulimit -v` in the shell that starts the program
+        resource.setrlimit(resource.RLIMIT_AS, (size, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return limit
+
+
+def test_a_run_too_big_for_the_address_space_limit_is_refused_before_training(tmp_path):
+    limit = 1400 * 2**20  # under it, this run trained all its epochs, then failed with a traceback and status 1
+    result = run_script("--runs", 100, "--samples", 200000, "--no-plot", "--metrics", "m.json", cwd=tmp_path,
+                        preexec_fn=address_space_limit(limit))
+    one_line_refusal(result, "ulimit -v", "--samples 200000 with --runs 100")
+    left = float(re.search(r"leaves ([\d.]+) GiB", result.stderr)[1])
+    assert limit / 2**30 - 0.1 < left <= limit / 2**30  # the limit, less what Python had mapped by then
+    assert "Epoch[" not in result.stdout and not list(tmp_path.iterdir())
+
+
+OUT_OF_MEMORY = """
+import resource, sys
+sys.path.insert(0, {root!r})
+import beyond_the_blog.cli as cli
+checked = cli.parse_args
+def checked_then_limited(argv):  # the checks pass; then the memory left is less than they counted on
+    options = checked(argv)
+    resource.setrlimit(resource.RLIMIT_AS, ({limit}, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    return options
+cli.parse_args = checked_then_limited
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_run_out_of_memory_anyway_ends_in_one_line_with_its_own_status(tmp_path):
+    """The estimate before training can be wrong: then the allocation fails in training, and the program says so
+    in one line with status 71, not a traceback and status 1, which means diverged."""
+    code = OUT_OF_MEMORY.format(root=str(ROOT), limit=800 * 2**20)  # torch loads in it (650 MB), the data does not
+    result = subprocess.run([sys.executable, "-c", code, "--samples", "2000000", "--epochs", "3",
+                             "-q", "--no-plot", "--metrics", "m.json"], cwd=tmp_path, env=clean_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == ExitStatus.NO_RESOURCES == 71, result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "out of memory" in result.stderr, result.stderr
+    assert not list(tmp_path.iterdir())  # no metrics of a run that never ended, no temporary file
+
+
+def test_a_deleted_working_folder_is_one_line_before_any_work(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+
+    def enter_then_delete():  # mkdir d && cd d && rmdir ../d
+        os.chdir(gone)
+        os.rmdir(gone)
+
+    result = run_script(*SHORT, cwd=tmp_path, preexec_fn=enter_then_delete)
+    assert result.returncode == ExitStatus.NO_RESOURCES, result.stderr  # was a traceback, or MKL's fatal error
+    assert len(result.stderr.splitlines()) == 1 and "working folder is gone" in result.stderr, result.stderr
+
+
+@pytest.fixture
+def memory_cgroup():
+    """A new memory cgroup, v2 or v1, with its limit file; skipped where this process may not make one."""
+    name = f"quadratic-regression-test-{os.getpid()}"
+    v2 = "/sys/fs/cgroup/cgroup.controllers"
+    if os.path.exists(v2) and "memory" in Path(v2).read_text().split():
+        folder, limit_file = os.path.join("/sys/fs/cgroup", name), "memory.max"
+    else:
+        folder, limit_file = os.path.join("/sys/fs/cgroup/memory", name), "memory.limit_in_bytes"
+    try:
+        os.mkdir(folder)
+    except OSError as error:
+        pytest.skip(f"no memory cgroup can be made here: {error.strerror}")
+    try:
+        yield folder, limit_file
+    finally:
+        os.rmdir(folder)
+
+
+def test_a_run_too_big_for_its_cgroup_is_refused_before_training(tmp_path, memory_cgroup):
+    folder, limit_file = memory_cgroup
+    with open(os.path.join(folder, limit_file), "w") as f:
+        f.write(str(700 * 2**20))
+
+    def enter():  # as a container's limit: the program starts inside the cgroup
+        with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
+            procs.write(str(os.getpid()))
+
+    result = run_script("--runs", 20, "--samples", 100000, "--no-plot", cwd=tmp_path, preexec_fn=enter)
+    one_line_refusal(result, "cgroup", "--samples 100000 with --runs 20")
+    assert "Epoch[" not in result.stdout
+
+
+MIB = 2**20
+CGROUP_LAYOUTS = {  # (what /proc/self/cgroup says, the mount, the limit, usage and memory.stat names) as the kernel
+    "v2": ("0::/box/run\n", "", "memory.max", "memory.current", "inactive_file"),
+    "v1": ("5:cpuset:/\n4:memory:/box/run\n0::/\n", "memory", "memory.limit_in_bytes", "memory.usage_in_bytes",
+           "total_inactive_file"),
+}
+
+
+@pytest.mark.parametrize("version", CGROUP_LAYOUTS)
+def test_the_cgroup_headroom_is_the_strictest_of_a_cgroup_and_those_above_it(tmp_path, version):
+    own, mount, limit_name, usage_name, inactive_name = CGROUP_LAYOUTS[version]
+    (tmp_path / "cgroup").write_text(own)
+    levels = {"box": (1000 * MIB, 300 * MIB, 50 * MIB), "box/run": (None, 200 * MIB, 10 * MIB)}  # run: no limit
+    for path, (limit, usage, inactive) in levels.items():
+        folder = tmp_path / "fs" / mount / path
+        folder.mkdir(parents=True)
+        (folder / limit_name).write_text(("max" if version == "v2" else str(2**63 - 4096)) if limit is None
+                                         else str(limit))
+        (folder / usage_name).write_text(str(usage))
+        (folder / "memory.stat").write_text(f"cache 0\n{inactive_name} {inactive}\n")
+    # the box's limit, less its usage, with the page cache it can drop counted free
+    assert cgroup_headroom(own=tmp_path / "cgroup", root=tmp_path / "fs") == (1000 - 300 + 50) * MIB
