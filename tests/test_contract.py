@@ -5,8 +5,12 @@ import json
 import math
 import os
 import random
+import resource
+import socket
 import stat
+import subprocess
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,12 +38,26 @@ OPTIONS = st.fixed_dictionaries({
     "--seed": st.sampled_from([None, "1", "-1", str(2**64)]),
     "--standardize": st.booleans(),
 })
-TARGETS = st.sampled_from(["regular", "unicode", "devnull", "fifo", "missing-folder"])
-ENVIRONMENTS = st.fixed_dictionaries({
-    "OMP_NUM_THREADS": st.sampled_from([None, "1", "abc", "0", "-1", "2,1"]),
-    "PYTHONIOENCODING": st.sampled_from([None, "cp1252", "ascii"]),
-    "MPLBACKEND": st.sampled_from([None, "Agg", "nonsense"]),
-})
+
+
+def drawn_machines():
+    """The machine around a run: what --metrics may name (a file, a device, a FIFO, a link, a socket, a block device,
+    a folder, a bind-mounted file, a name with a newline or a byte that is not UTF-8), the environment's variables,
+    and its limits (ulimit -v, a working folder deleted under the program). Drawn apart from the options."""
+    targets = st.sampled_from(["regular", "unicode", "devnull", "fifo", "missing-folder", "link-to-devnull", "socket",
+                               "block-device", "folder", "trailing-slash", "newline", "not-utf8", "bind-mount"])
+    environments = st.fixed_dictionaries({
+        "OMP_NUM_THREADS": st.sampled_from([None, "1", "abc", "0", "-1", "2,1", "²"]),
+        "OMP_STACKSIZE": st.sampled_from([None, "abc"]),
+        "PYTHONIOENCODING": st.sampled_from([None, "cp1252", "ascii"]),
+        "MPLBACKEND": st.sampled_from([None, "Agg", "nonsense"]),
+        "limit": st.sampled_from([None, "address-space", "deleted-folder"]),
+    })
+    return targets, environments
+
+
+TARGETS, ENVIRONMENTS = drawn_machines()
+REFUSED_TARGETS = ("socket", "block-device", "folder", "trailing-slash")  # no output may replace or enter them
 NO_OPTIONS = {"--model": "params", "--optimizer": "sgd", "--epochs": None, "--lr": None, "--samples": None,
               "--noise": None, "--x-range": None, "--runs": None, "--batch-size": None, "--tol": None,
               "--seed": None, "--standardize": False}
@@ -76,17 +94,81 @@ def drain(path):
 
 
 def metrics_target(kind, folder):
-    if kind == "regular":
-        return folder / "m.json"
-    if kind == "unicode":
-        return folder / "指标 m.json"
+    named = {"regular": "m.json", "unicode": "指标 m.json", "missing-folder": "no such folder/m.json",
+             "newline": "m\n.json", "not-utf8": os.fsdecode(b"m\xff.json"), "trailing-slash": "m.json/"}
+    if kind in named:
+        return folder / named[kind] if kind != "trailing-slash" else f"{folder}/{named[kind]}"
     if kind == "devnull":
         return "/dev/null"
-    if kind == "missing-folder":
-        return folder / "no such folder" / "m.json"
-    fifo = folder / "m.fifo"
-    os.mkfifo(fifo)
-    return fifo
+    path = folder / "m"  # no extension: nothing may be added to the name of what is there
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link-to-devnull":
+        path.symlink_to("/dev/null")
+    elif kind == "socket":
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(path))  # the socket file stays when it closes
+    elif kind == "block-device":
+        try:  # a device number no driver has: nothing could be written to it even by mistake
+            os.mknod(path, 0o600 | stat.S_IFBLK, os.makedev(259, 999_999))
+        except OSError:
+            assume(False)
+    elif kind == "folder":
+        path.mkdir()
+    return path
+
+
+def machine(target, environment, folder):
+    """(the --metrics path, the environment variables, the limit set in the child, undo()) for a drawn machine.
+    undo() unmounts a bind mount and returns whether the mount was still there."""
+    metrics = metrics_target("regular" if target == "bind-mount" else target, folder)
+    def undo():
+        return True
+
+    if target == "bind-mount":
+        source = folder / "mounted source"
+        source.write_text("")
+        metrics.write_text("")
+        if subprocess.run(["mount", "--bind", source, metrics], capture_output=True).returncode != 0:
+            assume(False)  # mounting is not permitted here
+
+        def undo():
+            mounted = f" {metrics} " in Path("/proc/self/mountinfo").read_text()
+            subprocess.run(["umount", metrics], check=True)
+            return mounted
+    env = clean_env(**{k: v for k, v in environment.items() if v is not None and k != "limit"})
+    return metrics, env, limit_in_child(environment.get("limit"), folder), undo
+
+
+def limit_in_child(limit, folder):
+    if limit == "address-space":
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        return lambda: resource.setrlimit(resource.RLIMIT_AS, (1200 * 2**20, hard))  # as ulimit -v
+    if limit == "deleted-folder":
+        gone = folder / "gone"
+        gone.mkdir()
+        return lambda: (os.chdir(gone), os.rmdir(gone))
+    return None
+
+
+def check_machine(target, environment, metrics, result, still_mounted, context):
+    """What the drawn machine's run owes: one line for a refusal for the environment, the objects intact."""
+    if result.returncode == ExitStatus.NO_RESOURCES:
+        assert len(result.stderr.strip().splitlines()) == 1, context
+    if environment.get("limit") == "deleted-folder":
+        assert result.returncode == ExitStatus.NO_RESOURCES and "working folder" in result.stderr, context
+    if target in REFUSED_TARGETS:
+        assert result.returncode in (ExitStatus.BAD_ARGUMENTS, ExitStatus.NO_RESOURCES), context
+        kind = {"socket": stat.S_ISSOCK, "block-device": stat.S_ISBLK, "folder": stat.S_ISDIR}.get(target)
+        assert kind is None or kind(os.stat(metrics).st_mode), context
+        assert {p.name for p in Path(metrics).parent.iterdir()} <= {"m", "gone"}, context  # nothing new beside it
+    if target == "link-to-devnull":
+        assert Path(metrics).is_symlink() and not Path(f"{metrics}.png").exists(), context
+    if target == "bind-mount":
+        assert still_mounted, context
+        source = Path(metrics).parent / "mounted source"
+        if "metrics written to" in result.stdout:  # written into the file mounted there
+            strict_json(source.read_text())
 
 
 def strict_json(text):
@@ -122,11 +204,13 @@ def test_every_run_keeps_the_contract(options, target, environment, tmp_path_fac
     # 20000 default epochs in batches of 1) take minutes: not drawn, nor shrunk to, so the suite's time stays bounded
     assume(optimizer_steps(options) <= MAX_STEPS)
     folder = tmp_path_factory.mktemp("contract")
-    metrics = metrics_target(target, folder)
+    metrics, env, limit, undo = machine(target, environment, folder)
     reader = drain(metrics) if target == "fifo" else None
-    env = clean_env(**{k: v for k, v in environment.items() if v is not None})
     args = [*command_line(options), "--plot", folder / "fit.png", "--metrics", metrics]
-    result = run_script(*args, cwd=folder, timeout=240, env=env)
+    try:
+        result = run_script(*args, cwd=folder, timeout=240, env=env, preexec_fn=limit)
+    finally:
+        still_mounted = undo()
     if reader is not None and reader.is_alive():  # the program never opened the FIFO: open it once, so it ends
         os.close(os.open(metrics, os.O_WRONLY | os.O_NONBLOCK))
         reader.join(5)
@@ -136,6 +220,7 @@ def test_every_run_keeps_the_contract(options, target, environment, tmp_path_fac
     assert "Traceback" not in result.stderr, context
     if result.returncode == ExitStatus.BAD_ARGUMENTS:
         assert len(result.stderr.strip().splitlines()) == 1, context
+    check_machine(target, environment, metrics, result, still_mounted, context)
     leftovers = [p.name for p in folder.rglob(".*") if p.is_file()]
     assert not leftovers, f"temporary files left: {leftovers}; {context}"
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode), context
