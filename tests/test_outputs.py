@@ -116,7 +116,7 @@ def test_a_link_to_a_device_is_written_into_by_every_option(tmp_path, option):
     assert (tmp_path / name).is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
-@pytest.mark.parametrize("path", ["out/", "gone/..", ".", "fig.png/"])
+@pytest.mark.parametrize("path", ["out/", "gone/..", "gone/.", "fig.png/"])
 @pytest.mark.parametrize("option", ["--plot", "--metrics"])
 def test_a_path_that_names_a_folder_is_refused(tmp_path, path, option):
     result = run_main(*SHORT, option, path, cwd=tmp_path)  # "out/" once became out/.png, a hidden file in out

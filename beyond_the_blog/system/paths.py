@@ -66,7 +66,7 @@ def check_name(option, path):
     """A path must end in a file name: "out/", "." or "x/.." name a folder, whatever exists there now."""
     if not path:
         raise OutputError(f"{option}: the path is empty")
-    if os.path.basename(path) in ("", ".", ".."):
+    if os.path.basename(path) in ("", ".", "..") and not os.path.isdir(path):  # an existing one "is a folder"
         raise OutputError(f"{option} {shown(path)}: names a folder, expected a file name")
 
 
