@@ -8,6 +8,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
@@ -262,39 +263,37 @@ def working_folder_problem():
 
 @contextmanager
 def library_warnings_held():
-    """While torch loads, what its libraries print on stderr is held back, then said with the warnings once the
-    last check has passed: libgomp, its OpenMP library, prints a line for each OMP_* variable it cannot read
-    (OMP_STACKSIZE=abc), and a refused run's error must stay one line."""
-    held = held_stderr()
-    if held is None:  # no stderr, or no temporary folder: nothing is held back
+    """While torch loads, what libgomp, its OpenMP library, says on stderr is held back, then said with the warnings
+    once the last check has passed: it prints a line for each OMP_* variable it cannot read (OMP_STACKSIZE=abc), and
+    a refused run's error must stay one line. Every other line goes on to stderr at once, as it comes."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr: nothing to hold back
         yield
         return
-    saved, file = held
+    read_end, write_end = os.pipe()
+    held = []
+    reader = threading.Thread(target=sort_lines, args=(read_end, saved, held), daemon=True)
+    reader.start()
+    os.dup2(write_end, 2)
+    os.close(write_end)
     try:
         yield
     finally:
         with suppress(OSError, ValueError):
             sys.stderr.flush()
-        os.dup2(saved, 2)
+        os.dup2(saved, 2)  # the pipe's last writer is gone: the reader reads to its end
+        reader.join()
         os.close(saved)
-        text = os.pread(file, os.fstat(file).st_size, 0).decode(errors="backslashreplace")
-        os.close(file)
-    WARNINGS.extend(f"{PROG}: warning: {line}" if line.startswith("libgomp:") else line
-                    for line in text.splitlines() if line.strip())
+    WARNINGS.extend(f"{PROG}: warning: {line}" for line in held)
 
 
-def held_stderr():
-    """(a copy of stderr, the unnamed temporary file stderr now goes to), or None if stderr cannot be redirected."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        return None
-    try:
-        file, name = tempfile.mkstemp(prefix="stderr-")
-        os.unlink(name)
-    except OSError:
-        os.close(saved)
-        return None
-    os.dup2(file, 2)
-    return saved, file
+def sort_lines(read_end, stderr, held):
+    """libgomp's lines into `held`, every other line on to `stderr` (its blank lines, libgomp's, left out)."""
+    with open(read_end, "rb") as pipe, suppress(OSError):
+        for line in pipe:
+            if line.startswith(b"libgomp:"):
+                held.append(line.decode(errors="backslashreplace").rstrip())
+            elif line.strip():
+                os.write(stderr, line)
