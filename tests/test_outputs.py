@@ -7,7 +7,7 @@ import resource
 import subprocess
 import sys
 
-from conftest import SCRIPT, clean_env, run_script
+from conftest import SCRIPT, clean_env, run_main, run_script
 
 from beyond_the_blog.system.paths import FIGURE_FORMATS
 
@@ -18,18 +18,18 @@ def test_figure_formats_are_matplotlibs():
     assert set(FIGURE_FORMATS) == set(FigureCanvasAgg(Figure()).get_supported_filetypes())
 
 
-def test_pgf_needs_latex(tmp_path):
-    result = run_script("--plot", "p.pgf", cwd=tmp_path, env=clean_env(PATH=os.path.dirname(sys.executable)))
+def test_pgf_needs_latex(tmp_path, capsys):
+    result = run_main(capsys, "--plot", "p.pgf", cwd=tmp_path, env=clean_env(PATH=os.path.dirname(sys.executable)))
     assert result.returncode == 2 and "LaTeX" in result.stderr and not list(tmp_path.iterdir())
 
 
-def test_read_only_file_and_dangling_link_are_refused(tmp_path):
+def test_read_only_file_and_dangling_link_are_refused(tmp_path, capsys):
     (tmp_path / "old.json").write_text("{}")
     (tmp_path / "old.json").chmod(0o444)
-    result = run_script("--metrics", "old.json", cwd=tmp_path)
+    result = run_main(capsys, "--metrics", "old.json", cwd=tmp_path)
     assert result.returncode == 2 and "read-only" in result.stderr
     (tmp_path / "link.png").symlink_to(tmp_path / "no" / "such" / "target.png")
-    result = run_script("--plot", "link.png", cwd=tmp_path)
+    result = run_main(capsys, "--plot", "link.png", cwd=tmp_path)
     assert result.returncode == 2 and "does not exist" in result.stderr and "a link to" in result.stderr
 
 
