@@ -15,6 +15,11 @@ from conftest import SCRIPT, clean_env, run_main, run_script
 SHORT = ("--model", "linear", "--epochs", "50", "-q")
 
 
+def run_by(run, capsys, *args, cwd, env=None):
+    """run "main": main(argv) in this process (conftest.run_main); "script": the real script in a subprocess."""
+    return run_main(capsys, *args, cwd=cwd, env=env) if run == "main" else run_script(*args, cwd=cwd, env=env)
+
+
 def one_line_refusal(result, *words):
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and all(w in result.stderr for w in words), result.stderr
@@ -134,11 +139,13 @@ def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
     assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == 1
 
 
-@pytest.mark.parametrize("mode", [[], ["--runs", "3"], ["--lr-sweep", "3"], ["--explore", "e.html"]])
-def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, capsys, mode):
+# the single run through the real script too: there torch (and its OpenMP library) loads after the warning is held
+@pytest.mark.parametrize("mode,run", [([], "script"), (["--runs", "3"], "main"), (["--lr-sweep", "3"], "main"),
+                                      (["--explore", "e.html"], "main")])
+def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, capsys, mode, run):
     # the warning waits for the last check: a run refused for its data prints the error alone
-    result = run_main(capsys, *SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
-                        env=clean_env(OMP_NUM_THREADS="abc"))
+    result = run_by(run, capsys, *SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
+                    env=clean_env(OMP_NUM_THREADS="abc"))
     one_line_refusal(result, "--x-range 0 1e-20", "too nearly dependent")
     assert "OMP_NUM_THREADS" not in result.stderr and not (tmp_path / "e.html").exists()
 
@@ -158,10 +165,7 @@ def test_thread_counts_are_bounded_by_the_cores(tmp_path, capsys):
                                                 (("--plot", "a.png"), {"MPLBACKEND": "nonsense"}, ("MPLBACKEND",),
                                                  "script")])
 def test_what_would_fail_after_training_is_refused_before_it(tmp_path, capsys, args, env, words, run):
-    if run == "main":
-        result = run_main(capsys, "--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
-    else:
-        result = run_script("--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
+    result = run_by(run, capsys, "--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
     one_line_refusal(result, *words)
     assert "Epoch[" not in result.stdout and not list(tmp_path.iterdir())
 

@@ -48,12 +48,6 @@ def test_bad_input_one_line_error(args, mentions, tmp_path, capsys):
     assert_refused_in_one_line(run_main(capsys, *args, cwd=tmp_path), mentions, tmp_path)
 
 
-@pytest.mark.parametrize("args,mentions", BAD_INPUTS[::8], ids=[" ".join(a) for a, _ in BAD_INPUTS[::8]])
-def test_the_real_script_refuses_in_one_line(args, mentions, tmp_path):
-    """A few of them as a user types them: the real interpreter, exit status and streams."""
-    assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
-
-
 # Values that pass argparse but cannot run sensibly: refused with a reason, before any training.
 REFUSED = [
     (["--seed", str(2**64)], "--seed"),
@@ -85,6 +79,16 @@ REFUSED = [
 def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path, capsys):
     """In this process through main(argv); the data's checks come after torch loads, still before any training."""
     assert_refused_in_one_line(run_main(capsys, *args, cwd=tmp_path), mentions, tmp_path)
+
+
+# A few of both lists as a user types them; the last is refused for its data, after torch has loaded
+THROUGH_THE_SCRIPT = [*BAD_INPUTS[::8], (["--x-range", "0", "1e-45"], "too nearly dependent")]
+
+
+@pytest.mark.parametrize("args,mentions", THROUGH_THE_SCRIPT, ids=[" ".join(a) for a, _ in THROUGH_THE_SCRIPT])
+def test_the_real_script_refuses_in_one_line(args, mentions, tmp_path):
+    """The real interpreter, exit status and streams: nothing else on stderr, torch's import included."""
+    assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
 
 
 @pytest.mark.parametrize(("args", "reason"), [
