@@ -35,27 +35,34 @@ def run_script(*args, cwd, timeout=300, env=None, preexec_fn=None):
                           capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
 
 
-def run_main(*args, cwd):
+def run_main(capsys, *args, cwd, env=None):
     """The command line's main(argv) in this process, as run_script runs the script: for what is decided before any
-    training (a refusal costs no interpreter and no torch import). Returns a CompletedProcess of its status,
-    stdout and stderr; the working folder is `cwd`, and the environment is a user's without a display."""
+    training (a refusal costs no interpreter and no torch import). Returns a CompletedProcess of its status and of
+    what it printed (read through pytest's capsys); the working folder is `cwd` and the environment `env` (default:
+    a user's without a display), both as in run_script. Nothing it changes outlives the call: the environment, the
+    working folder, the warnings held back for a run (environment.WARNINGS) and torch's random state are put back."""
     import contextlib
-    import io
 
     from beyond_the_blog.cli import main
-    out, err, saved = io.StringIO(), io.StringIO(), dict(os.environ)
-    here = os.getcwd()
+    from beyond_the_blog.system import environment
+    saved_env, saved_warnings, here = dict(os.environ), list(environment.WARNINGS), os.getcwd()
+    capsys.readouterr()  # what the test printed before is not the program's
     try:
         os.environ.clear()
-        os.environ.update(clean_env())
+        os.environ.update(env or clean_env())
+        environment.WARNINGS.clear()
         os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.ExitStack() as stack:
+            if "torch" in sys.modules:  # a run seeds torch before its data checks: the next test's draws stay its own
+                stack.enter_context(sys.modules["torch"].random.fork_rng(devices=[]))
             status = main([*map(str, args)])
     finally:
         os.chdir(here)
         os.environ.clear()
-        os.environ.update(saved)
-    return subprocess.CompletedProcess(args, int(status), out.getvalue(), err.getvalue())
+        os.environ.update(saved_env)
+        environment.WARNINGS[:] = saved_warnings
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, int(status), out, err)
 
 
 def prose(text):

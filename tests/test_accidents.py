@@ -13,12 +13,17 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SCRIPT, clean_env, run_script
+from conftest import ROOT, SCRIPT, clean_env, run_main, run_script
 
 from beyond_the_blog.system.environment import cgroup_headroom
 from beyond_the_blog.system.status import ExitStatus
 
 SHORT = ("--model", "linear", "--epochs", "50", "-q")
+
+
+def run_by(run, capsys, *args, cwd, env=None):
+    """run "main": main(argv) in this process (conftest.run_main); "script": the real script in a subprocess."""
+    return run_main(capsys, *args, cwd=cwd, env=env) if run == "main" else run_script(*args, cwd=cwd, env=env)
 
 
 def one_line_refusal(result, *words):
@@ -106,12 +111,12 @@ def test_stdout_redirected_to_a_file_is_refused_for_every_output(tmp_path, optio
     assert out.is_file() and set(os.listdir("/dev")) == before
 
 
-def test_a_socket_is_refused_before_training(tmp_path):
+def test_a_socket_is_refused_before_training(tmp_path, capsys):
     path = tmp_path / "s.json"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
     try:
-        one_line_refusal(run_script(*SHORT, "--no-plot", "--metrics", path, cwd=tmp_path), "socket")
+        one_line_refusal(run_main(capsys, *SHORT, "--no-plot", "--metrics", path, cwd=tmp_path), "socket")
     finally:
         server.close()
     assert stat.S_ISSOCK(os.stat(path).st_mode)
@@ -140,30 +145,34 @@ def test_an_unusable_omp_num_threads_is_ignored_with_a_word(tmp_path, value):
     assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == 1
 
 
-@pytest.mark.parametrize("mode", [[], ["--runs", "3"], ["--lr-sweep", "3"], ["--explore", "e.html"]])
-def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, mode):
+# the single run through the real script too: there torch (and its OpenMP library) loads after the warning is held
+@pytest.mark.parametrize("mode,run", [([], "script"), (["--runs", "3"], "main"), (["--lr-sweep", "3"], "main"),
+                                      (["--explore", "e.html"], "main")])
+def test_a_refusal_after_an_environment_warning_stays_one_line(tmp_path, capsys, mode, run):
     # the warning waits for the last check: a run refused for its data prints the error alone
-    result = run_script(*SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
-                        env=clean_env(OMP_NUM_THREADS="abc", OMP_STACKSIZE="abc"))
+    result = run_by(run, capsys, *SHORT, "--no-plot", "--x-range", "0", "1e-20", *mode, cwd=tmp_path,
+                    env=clean_env(OMP_NUM_THREADS="abc", OMP_STACKSIZE="abc"))
     one_line_refusal(result, "--x-range 0 1e-20", "too nearly dependent")
     assert "OMP_NUM_THREADS" not in result.stderr and "libgomp" not in result.stderr
     assert not (tmp_path / "e.html").exists()
 
 
-def test_thread_counts_are_bounded_by_the_cores(tmp_path):
+def test_thread_counts_are_bounded_by_the_cores(tmp_path, capsys):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    one_line_refusal(run_script("--threads", 100000, cwd=tmp_path), "--threads", f"from 1 to {cores}")
+    one_line_refusal(run_main(capsys, "--threads", 100000, cwd=tmp_path), "--threads", f"from 1 to {cores}")
     result = run_script(*SHORT, "--no-plot", "--metrics", "m.json", cwd=tmp_path,
                         env=clean_env(OMP_NUM_THREADS=str(cores)))
     assert result.returncode == 0 and not result.stderr
     assert json.loads((tmp_path / "m.json").read_text())["torch_threads"] == cores
 
 
-@pytest.mark.parametrize("args,env,words", [(("--animate", ".gif"), {}, ("--animate", ".gif")),
-                                            (("--animate", "out/.GIF"), {}, ("--animate",)),
-                                            (("--plot", "a.png"), {"MPLBACKEND": "nonsense"}, ("MPLBACKEND",))])
-def test_what_would_fail_after_training_is_refused_before_it(tmp_path, args, env, words):
-    result = run_script("--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
+# MPLBACKEND through the real script: matplotlib reads it when it is imported, and this process imported it long ago
+@pytest.mark.parametrize("args,env,words,run", [(("--animate", ".gif"), {}, ("--animate", ".gif"), "main"),
+                                                (("--animate", "out/.GIF"), {}, ("--animate",), "main"),
+                                                (("--plot", "a.png"), {"MPLBACKEND": "nonsense"}, ("MPLBACKEND",),
+                                                 "script")])
+def test_what_would_fail_after_training_is_refused_before_it(tmp_path, capsys, args, env, words, run):
+    result = run_by(run, capsys, "--model", "linear", *args, cwd=tmp_path, env=clean_env(**env))
     one_line_refusal(result, *words)
     assert "Epoch[" not in result.stdout and not list(tmp_path.iterdir())
 

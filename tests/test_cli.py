@@ -43,15 +43,9 @@ def assert_refused_in_one_line(result, mentions, folder):
 
 
 @pytest.mark.parametrize("args,mentions", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
-def test_bad_input_one_line_error(args, mentions, tmp_path):
+def test_bad_input_one_line_error(args, mentions, tmp_path, capsys):
     """Checked in this process through main(argv): the refusal comes before torch loads, as the script's."""
-    assert_refused_in_one_line(run_main(*args, cwd=tmp_path), mentions, tmp_path)
-
-
-@pytest.mark.parametrize("args,mentions", BAD_INPUTS[::8], ids=[" ".join(a) for a, _ in BAD_INPUTS[::8]])
-def test_the_real_script_refuses_in_one_line(args, mentions, tmp_path):
-    """A few of them as a user types them: the real interpreter, exit status and streams."""
-    assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
+    assert_refused_in_one_line(run_main(capsys, *args, cwd=tmp_path), mentions, tmp_path)
 
 
 # Values that pass argparse but cannot run sensibly: refused with a reason, before any training.
@@ -82,7 +76,18 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("args,mentions", REFUSED, ids=[" ".join(a)[:40] for a, _ in REFUSED])
-def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path):
+def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path, capsys):
+    """In this process through main(argv); the data's checks come after torch loads, still before any training."""
+    assert_refused_in_one_line(run_main(capsys, *args, cwd=tmp_path), mentions, tmp_path)
+
+
+# A few of both lists as a user types them; the last is refused for its data, after torch has loaded
+THROUGH_THE_SCRIPT = [*BAD_INPUTS[::8], (["--x-range", "0", "1e-45"], "too nearly dependent")]
+
+
+@pytest.mark.parametrize("args,mentions", THROUGH_THE_SCRIPT, ids=[" ".join(a) for a, _ in THROUGH_THE_SCRIPT])
+def test_the_real_script_refuses_in_one_line(args, mentions, tmp_path):
+    """The real interpreter, exit status and streams: nothing else on stderr, torch's import included."""
     assert_refused_in_one_line(run_script(*args, cwd=tmp_path, timeout=60), mentions, tmp_path)
 
 
@@ -99,8 +104,8 @@ def test_values_past_the_parser_are_refused_in_one_line(args, mentions, tmp_path
     (["--lr-sweep", "4096", "--samples", "100000"], "GiB of memory"),
     (["--threads", "100000"], "--threads must be from 1 to"),
 ])
-def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, args, reason):
-    result = run_main(*args, cwd=tmp_path)
+def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, capsys, args, reason):
+    result = run_main(capsys, *args, cwd=tmp_path)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("quadratic_regression.py: error: ") and reason in result.stderr
     assert result.stderr.endswith("(see --help)\n") and result.stderr.count("\n") == 1
@@ -112,14 +117,14 @@ def test_combinations_that_cannot_work_are_refused_in_one_line(tmp_path, args, r
     (["--metrics", "l.png"], "--metrics and --landscape name the same file"),
     (["--plot", "l.png"], "--plot and --landscape name the same file"),
 ])
-def test_landscape_refusals(tmp_path, args, message):
-    result = run_main("--landscape", "l.png", *args, cwd=tmp_path)
+def test_landscape_refusals(tmp_path, capsys, args, message):
+    result = run_main(capsys, "--landscape", "l.png", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
-def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
-    result = run_main("--landscape", "no/such/l.png", cwd=tmp_path)
+def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path, capsys):
+    result = run_main(capsys, "--landscape", "no/such/l.png", cwd=tmp_path)
     assert result.returncode == 2 and "--landscape no/such/l.png: folder" in result.stderr
 
 
@@ -132,15 +137,15 @@ def test_landscape_into_a_missing_folder_is_refused_before_training(tmp_path):
     (["--lr-sweep", "8", "--model", "both"], "drop --runs / --model both"),
     (["--lr-sweep", "8", "--lr", "1e-4"], "drop --animate / --tol / --lr"),
 ])
-def test_sweep_refusals(tmp_path, args, message):
-    result = run_main(*args, "--metrics", "m.json", cwd=tmp_path)
+def test_sweep_refusals(tmp_path, capsys, args, message):
+    result = run_main(capsys, *args, "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_missing_device_is_refused_before_training(tmp_path):
-    result = run_script("--device", "cuda", cwd=tmp_path, timeout=60)
+def test_missing_device_is_refused_before_training(tmp_path, capsys):
+    result = run_main(capsys, "--device", "cuda", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip() == ("quadratic_regression.py: error: --device cuda: not available on this machine "
@@ -149,8 +154,8 @@ def test_missing_device_is_refused_before_training(tmp_path):
 
 @pytest.mark.parametrize("args", [["--x-range", "-1e3", "1e3"], ["--x-range", "-1E1", "-.5"], ["--seed", "-5"],
                                   ["--x-range", "-2_0", "1e1"]])
-def test_negative_numbers_in_any_notation(args, tmp_path):
-    result = run_script("--model", "linear", "--epochs", "50", "--no-plot", "-q", *args, cwd=tmp_path)
+def test_negative_numbers_in_any_notation(args, tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--epochs", "50", "--no-plot", "-q", *args, cwd=tmp_path)
     assert result.returncode in (0, 1), result.stderr  # -1e3..1e3 diverges at lr 2e-5, and says so
     assert "Traceback" not in result.stderr and "expected" not in result.stderr
 

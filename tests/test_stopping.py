@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import fit, metrics_of, polyfit, run_script, seeded_data
+from conftest import fit, metrics_of, polyfit, run_main, run_script, seeded_data
 
 from beyond_the_blog.cli import options as cli
 from beyond_the_blog.many_runs.replicas import Replicas, replication_data
@@ -97,8 +97,8 @@ def test_converged_with_replications_waits_for_every_run(tmp_path, capsys):
     assert rule(40, torch.tensor([1.0, 2.0]))
 
 
-def test_the_help_states_the_rule_the_code_applies(tmp_path):
-    result = run_script("--help", cwd=tmp_path)
+def test_the_help_states_the_rule_the_code_applies(tmp_path, capsys):
+    result = run_main(capsys, "--help", cwd=tmp_path)
     stated = re.search(r"changed by at most (\S+) \(relative\)", " ".join(result.stdout.split()))
     assert float(stated[1]) == monitor.CONVERGED_RTOL
     for reason in ("epochs", "converged", "stalled", "tol", "diverged", "interrupted"):
