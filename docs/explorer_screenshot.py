@@ -1,8 +1,11 @@
-"""A screenshot of the explorer page, as a reader first sees it, taken by headless Chromium.
+"""Screenshots of the explorer page, taken by headless Chromium at a phone's, a tablet's or a desktop's width.
 
-    python docs/explorer_screenshot.py docs/explorer.html docs/explorer.png
+    python docs/explorer_screenshot.py docs/explorer.html docs/explorer.png                 # as it opens, 1400 px
+    python docs/explorer_screenshot.py docs/explorer.html docs/explorer_390.png 390 past    # one step past the limit
 
-Needs selenium and Debian's chromium and chromium-driver (what tests/test_explorer.py drives).
+A state is "open" (the page as it opens), "past" (one lr past the limit: its guided step 2), or a setting such
+as "linear,x,momentum" (at its default lr and last epoch). Needs selenium and Debian's chromium and chromium-driver
+(what tests/test_explorer_browser.py drives).
 """
 import shutil
 import sys
@@ -12,28 +15,33 @@ from pathlib import Path
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 
-WINDOW = (1400, 1320)  # wide enough for the four panels side by side, tall enough for the controls above them
+STATES = {"open": "", "past": "document.querySelectorAll('#steps button')[1].click()"}
 
 
-def screenshot(page, png):
+def screenshot(page, png, width=1400, state="open"):
     options = Options()
     options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},1000",
                      "--hide-scrollbars"):
         options.add_argument(argument)
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         driver.get(Path(page).resolve().as_uri())
         deadline = time.monotonic() + 60
-        while not driver.find_element(By.ID, "readout-loss").text and time.monotonic() < deadline:
+        while not driver.execute_script("return document.getElementById('readout-loss').textContent") \
+                and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(1)  # plotly's last redraw after the readout is filled
+        script = STATES.get(state, "window.explorer.choose({})".format(", ".join(repr(v) for v in state.split(","))))
+        if script:
+            driver.execute_script(script)
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, height)
+        time.sleep(1.5)  # plotly's redraw at the new size
         driver.save_screenshot(str(png))
     finally:
         driver.quit()
 
 
 if __name__ == "__main__":
-    screenshot(sys.argv[1], sys.argv[2])
+    screenshot(sys.argv[1], sys.argv[2], *(int(sys.argv[3]), *sys.argv[4:5]) if len(sys.argv) > 3 else ())

@@ -161,9 +161,10 @@ def explorer_table(path="docs/explorer.html"):
         diverged = [(lr, "ended above its start" if k is None else k)  # no epoch: it rose without overflowing
                     for lr, k, gone in zip(s["lrs"], s["diverged_at_epoch"], s["diverged"]) if gone]
         smallest = f"{min(diverged)[0]:.3g} | {min(diverged)[1]}" if diverged else "none |"
-        where = " at the start" if s["limit_is_local"] else ""
+        where = {"exact": "", "the balanced fit": " at the balanced fit",
+                 "the start": " at the start"}[s["limit_where"]]
         rows.append(f"| {s['model']} on {s['inputs']}, {s['optimizer']} | {s['epochs']} "
-                    f"| {s['limit_formula']} = {s['limit']:.3g}{where} | {s['default_lr']:g} | {s['loss'][r][-1]:.6f} "
+                    f"| {s['limit_formula']} = {s['limit']:.3g}{where} | {s['default_lr']:g} | {s['loss'][r][-1]:.6g} "
                     f"| {within if within is not None else 'not reached'} | {smallest} |")
     return "\n".join(rows)
 
@@ -181,19 +182,21 @@ def explorer_cost(path="docs/explorer.html"):
 
 
 def explorer_product(path="docs/explorer.html"):
-    """What the product's runs on x with plain SGD did around the limit predicted at their start."""
+    """What the product's runs did around the limit at the balanced fit and the limit at their start."""
     data = explorer_data(path)
-    s = next(s for s in data["settings"] if (s["model"], s["inputs"], s["optimizer"]) == ("linear", "x", "sgd"))
-    runs = list(zip(s["lrs"], s["diverged"], s["within_1pct_of_least_squares"], s["end_point_limits"]))
-    survived = sum(lr > s["limit"] and not gone for lr, gone, _, _ in runs)
-    diverged_below = sum(lr < s["limit"] and gone for lr, gone, _, _ in runs)
-    edge = [lr for lr, _, near, end in runs if near and end and abs(end / lr - 1) < 0.01]
-    lines = [f"On x with plain SGD, {diverged_below} of the product's runs diverged below the start's limit "
-             f"{s['limit']:.3g}, and {survived} above it did not."]
-    if edge:
-        lines.append(f"The run at lr {edge[-1]:.3g} reached least squares, to 1%, at a point where 2/λmax is its "
-                     "own lr, to 1%: the edge of stability.")
-    return "\n".join(lines) + "\n"
+    lines = []
+    for s in data["settings"]:
+        if s["model"] != "linear":
+            continue
+        runs = list(zip(s["lrs"], s["diverged"], s["at_edge"]))
+        below_start = sum(lr < s["start_limit"] and gone for lr, gone, _ in runs)
+        below = sum(lr < s["limit"] and gone for lr, gone, _ in runs)
+        edge = sum(lr > s["limit"] and at for lr, _, at in runs)
+        lines.append(f"| {s['inputs']}, {s['optimizer']} | {s['limit']:.3g} | {below} | {s['start_limit']:.3g} "
+                     f"| {below_start} | {edge} |")
+    return ("| the product on | limit at the balanced fit | runs below it that diverged | limit at the start "
+            "| runs below it that diverged | runs above the balanced one at the edge |\n"
+            "|---|---:|---:|---:|---:|---:|\n" + "\n".join(lines) + "\n")
 
 
 def package_map():

@@ -1,18 +1,30 @@
 """--explore: the batched gradients by hand against autograd's replicas; the explorer's runs against single runs,
-numpy's eigenvalues and float64 losses; its refusals; and the page itself, opened in a real browser (headless
-Chromium driven by selenium): no console error, "diverged" past the limit, the readout equal to the metrics."""
-import contextlib
+numpy's eigenvalues and float64 losses; its refusals, before any training; a signal that keeps the settings
+already trained; and the committed page's limits against its runs' verdicts. The page in a browser:
+test_explorer_browser.py."""
 import copy
-import io
 import json
 import re
-import shutil
-import time
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, design, fit, lstsq_loss, polyfit, prose, run_script, seeded_start
+from conftest import (
+    SCRIPT,
+    bowl_eigenvalues,
+    clean_env,
+    design,
+    fit,
+    lstsq_loss,
+    polyfit,
+    prose,
+    run_script,
+    seeded_start,
+)
 
 import quadratic_regression as qr
 from beyond_the_blog import cli
@@ -22,7 +34,7 @@ from beyond_the_blog.many_runs.replicas import Replicas
 from beyond_the_blog.many_runs.sweep import SweepLosses, predicted_limit
 from beyond_the_blog.optimizers import OPTIMIZERS
 from beyond_the_blog.report import explorer_page
-from beyond_the_blog.report.explorer_page import MAX_PAGE_BYTES, bowl_data
+from beyond_the_blog.report.explorer_page import MAX_PAGE_BYTES, bowl_data, page_size_bound
 from beyond_the_blog.steps.batched_gradients import BatchedLinearGradients, BatchedParamsGradients
 from beyond_the_blog.steps.updates import PerRunSGD
 
@@ -88,15 +100,21 @@ def test_each_run_is_its_single_run_and_its_losses_are_the_loss_of_its_coefficie
     np.testing.assert_allclose(losses[finite], float64[finite], rtol=1e-5)
 
 
-def test_a_diverged_run_diverged_where_its_single_run_does(params_runs):
-    """Diverged at epoch K: the loss after K epochs is inf/NaN, after K - 1 it was not. A single run's monitor
-    sees it one epoch later (its loss at epoch k is the loss before step k)."""
-    runs, x, y = params_runs
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_a_diverged_run_diverged_at_the_epoch_its_single_run_says(model_name):
+    """The page's "diverged at epoch K" is the single run's K (TrainLog.diverged_at: the first epoch whose loss,
+    computed before its step, is inf/NaN), for every lr that overflowed, each against fit() with that lr."""
+    x, y, model = seeded_start(model_name)
+    runs = train_setting(Combination(model_name, False, "sgd"), (x, y, model), EPOCHS)
     diverged = [(lr, k) for lr, k in zip(runs.lrs, runs.diverged_at) if k is not None]
-    assert [lr for lr, _ in diverged] == [lr for lr in runs.lrs if lr > runs.limit]  # exactly those above 2/λmax
+    assert diverged
+    if model_name == "params":  # exactly those above 2/λmax
+        assert [lr for lr, _ in diverged] == [lr for lr in runs.lrs if lr > runs.limit]
+    else:  # the largest lr only: near the product's edge float32's rounding differences grow (docs/explorer.md)
+        diverged = diverged[-1:]
     for lr, k in diverged:
-        single = fit(seeded_start("params")[2], x, y, model_name="params", lr=lr, epochs=k + 5)
-        assert single.log.diverged_at == k + 1, lr
+        single = fit(seeded_start(model_name)[2], x, y, model_name=model_name, lr=lr, epochs=k + 5)
+        assert single.log.diverged_at == k, lr
 
 
 def test_the_bowl_and_the_paths_against_numpy(params_runs):
@@ -107,16 +125,17 @@ def test_the_bowl_and_the_paths_against_numpy(params_runs):
     optimum = polyfit(x, y)
     errors = (runs.trained_coefficients.numpy() - optimum) @ eigenvectors  # (R, T, 3), up to each vector's sign
     stable = [r for r, k in enumerate(runs.diverged_at) if k is None]
-    np.testing.assert_allclose(np.abs(np.array(bowl["flat"])[stable]), np.abs(errors[stable][..., 0]),
-                               rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(np.abs(np.array(bowl["steep"])[stable]), np.abs(errors[stable][..., 2]),
-                               rtol=1e-6, atol=1e-9)
+    # stored to 6 significant digits: within half a unit of the 6th
+    np.testing.assert_allclose(np.abs(np.array(bowl["flat"], dtype=float)[stable]), np.abs(errors[stable][..., 0]),
+                               rtol=5e-6, atol=1e-9)
+    np.testing.assert_allclose(np.abs(np.array(bowl["steep"], dtype=float)[stable]), np.abs(errors[stable][..., 2]),
+                               rtol=5e-6, atol=1e-9)
     sign_flat, sign_steep = (np.sign(v[np.argmax(np.abs(v))]) for v in (eigenvectors[:, 0], eigenvectors[:, 2]))
     for i, j in ((0, 0), (7, 31), (40, 40)):  # the slice's loss is the data's MSE at those (a, b, c)
         point = (optimum + sign_steep * bowl["grid_steep"][i] * eigenvectors[:, 2]
                  + sign_flat * bowl["grid_flat"][j] * eigenvectors[:, 0])
         mse = np.mean((features @ point - y.double().numpy().ravel()) ** 2)
-        assert 10 ** bowl["grid_log10_loss"][i][j] == pytest.approx(mse, rel=1e-6)
+        assert 10 ** bowl["grid_log10_loss"][i][j] == pytest.approx(mse, rel=2e-3)  # log10 to 4 digits: a colour
 
 
 def test_the_products_end_point_limits_against_finite_differences():
@@ -179,27 +198,6 @@ def test_a_run_that_rose_without_overflowing_is_counted_as_diverged(risen_page):
     assert f"{sum(rose)} diverged (the smallest lr of them {min(np.array(setting['lrs'])[rose]):.3g})" in said, said
 
 
-@pytest.mark.xdist_group("explorer")
-def test_the_page_draws_a_run_that_rose_as_diverged(risen_page):
-    """Panel (d) of the page in a browser: the runs that rose are drawn as diverged, the others as not."""
-    from selenium.webdriver.common.by import By
-    folder, _, setting, rose = risen_page
-    with opened(folder / "page.html") as driver:
-        slider = driver.find_element(By.ID, "lr-slider")
-        driver.execute_script("arguments[0].value = arguments[0].max; arguments[0].dispatchEvent(new Event('input'))",
-                              slider)
-        assert driver.find_element(By.ID, "readout-status").text == \
-            "diverged: its loss ended above its start (without overflowing float32)"
-        traces = json.loads(driver.find_element(By.ID, "explorer-traces").get_attribute("textContent"))
-        drawn = driver.execute_script("return document.getElementById('explorer-plot').data.map("
-                                      "(t) => ({x: Array.from(t.x || []), y: Array.from(t.y || []), text: t.text}))")
-        lrs = setting["lrs"]
-        assert drawn[traces["final_losses"]]["x"] == [lr for lr, r in zip(lrs, rose) if not r]
-        assert drawn[traces["diverged"]]["x"] == [lr for lr, r in zip(lrs, rose) if r]
-        assert all(t.startswith("ended above its start") for t in drawn[traces["diverged"]]["text"])
-        assert drawn[traces["chosen_lr"]] == {"x": [lrs[-1]], "y": [setting["start_loss"]], "text": None}
-
-
 # ----------------------------------------------------------------------------- the command line
 REFUSED = [
     (["--explore", "page.txt"], ".html"),
@@ -209,6 +207,10 @@ REFUSED = [
     (["--explore", "page.html", "--plot", "f.png"], "--plot"),
     (["--explore", "page.html", "--optimizer", "adam"], "adam"),
     (["--explore", "page.html", "--metrics", "page.html"], "same file"),
+    (["--explore", "page.html", "--gradients", "autograd"], "--gradients autograd"),
+    (["--explore", "page.html", "--log-interval", "5"], "--log-interval"),
+    # the page's size follows from the settings: refused before training, not after (--epochs 5: quick if trained)
+    (["--explore", "big.html", "--samples", "200000", "--epochs", "5", "--metrics", "m.json"], "--samples"),
 ]
 
 
@@ -221,14 +223,23 @@ def test_refusals_in_one_line(args, mentions, tmp_path, capsys, monkeypatch):
     assert not list(tmp_path.iterdir())
 
 
-def test_a_page_over_the_size_limit_is_not_written(tmp_path, capsys, monkeypatch):
+def test_a_page_over_the_size_limit_is_refused_before_training(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(explorer_page, "MAX_PAGE_BYTES", 1000)
     status = cli.main(["--explore", "page.html", "--model", "params", "--optimizer", "sgd", "--standardize",
-                       "--epochs", "20", "-q"])
-    err = capsys.readouterr().err
-    assert status == 74 and len(err.splitlines()) == 1 and "the limit of 1000 B" in err, err
+                       "--epochs", "20", "-q", "--metrics", "m.json"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "" and len(err.splitlines()) == 1 and "the limit of 1000 B" in err, err
     assert not list(tmp_path.iterdir())
+
+
+def test_the_size_bound_holds_for_a_real_page(page):
+    """The bound checked before training is at least the size of the page written after it."""
+    folder, _, metrics = page
+    size = (folder / "page.html").stat().st_size
+    bound = page_size_bound(len(metrics["settings"]), 25, len(metrics["settings"][0]["recorded_epochs"]),
+                            metrics["samples"])
+    assert size <= bound < size + 2 * 2**20
 
 
 def test_the_options_narrow_the_page(capsys):
@@ -274,88 +285,67 @@ def test_the_page_is_one_file_with_the_metrics_numbers(page):
         assert setting["diverged"] == gone
         diverged = [lr for lr, g in zip(setting["lrs"], gone) if g]
         assert f"{len(setting['lrs'])} lrs x {EPOCHS} epochs" in line and f"= {setting['limit']:.3g} (" in line
+        if setting["start_limit"] is not None:
+            assert f"at the balanced fit, {setting['start_limit']:.3g} at the start)" in line
         said = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none"
         assert said in line, line
     assert f"explorer written to page.html ({(folder / 'page.html').stat().st_size / 2**20:.1f} MB)" in result.stdout
 
 
-def browser():
-    """Headless Chromium through selenium, or a skip that says what is missing."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("no chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    options = Options()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1300"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(driver))
 
 
-def wait_for(condition, seconds=30):
-    """Poll until condition() is true (a page on a busy machine draws late); False if it never is."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
+# ----------------------------------------------------------------------------- a signal keeps what is finished
+@pytest.mark.parametrize("signum,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_signal_after_the_first_setting_writes_the_finished_ones_marked_partial(signum, status, tmp_path):
+    """Stepped by the program's own output: its line for the first setting is printed once that setting is done;
+    the signal is sent on reading it, while a later one trains (on a busy machine it may land a setting later).
+    The page and the metrics hold exactly the settings whose lines were printed, marked partial."""
+    process = subprocess.Popen([sys.executable, str(SCRIPT), "--explore", "page.html", "--metrics", "m.json",
+                                "--model", "linear", "--epochs", "20000"], cwd=tmp_path, env=clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = process.stdout.readline()
+    assert first.startswith("linear on x, plain SGD: 25 lrs x 20000 epochs"), first
+    process.send_signal(signum)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == status and "Traceback" not in stderr, stderr
+    metrics = json.loads((tmp_path / "m.json").read_text())["explorer"]
+    labels = {("x", "sgd"): "linear on x, plain SGD", ("x", "momentum"): "linear on x, SGD with momentum 0.9",
+              ("z", "sgd"): "linear on z, plain SGD", ("z", "momentum"): "linear on z, SGD with momentum 0.9"}
+    kept = [labels[s["inputs"], s["optimizer"]] for s in metrics["settings"]]
+    printed = [label for label in labels.values() if f"{label}: 25 lrs" in prose(first + stdout)]
+    assert metrics["partial"] is True and kept == printed and 1 <= len(kept) < 4, (kept, printed)
+    stopped = list(labels.values())[len(kept)]
+    count = f"{len(kept)} setting{'s' if len(kept) > 1 else ''}"
+    assert f"interrupted while training {stopped}: the page holds the {count} already trained" in prose(stderr)
+    html = (tmp_path / "page.html").read_text(encoding="utf-8")
+    assert "this page holds only the settings that had finished" in html
+    assert re.search(r"explorer written to page\.html \([0-9.]+ MB, partial\)", stdout), stdout
+    assert "metrics written to m.json, partial" in stdout
 
 
-@contextlib.contextmanager
-def opened(page_path):
-    """The page in headless Chromium, once its script has filled the readout; no console error by the end."""
-    from selenium.webdriver.common.by import By
-    driver = browser()
-    try:
-        driver.get(page_path.as_uri())
-        assert wait_for(lambda: driver.find_element(By.ID, "readout-loss").text != ""), \
-            "the script never filled the readout"
-        yield driver
-        severe = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-        assert not severe, severe
-    finally:
-        driver.quit()
+# ----------------------------------------------------------------------------- the committed page's limits
+def committed_settings():
+    html = (Path(__file__).resolve().parent.parent / "docs" / "explorer.html").read_text(encoding="utf-8")
+    data = re.search(r'<script type="application/json" id="explorer-data">(.*?)</script>', html, re.S)[1]
+    return json.loads(data)["explorer"]["settings"]
 
 
-@pytest.mark.xdist_group("explorer")
-def test_the_page_in_a_browser(page):
-    from matplotlib.image import imread
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.select import Select
-    folder, _, metrics = page
-    with opened(folder / "page.html") as driver:
-        def text(element_id):
-            return driver.find_element(By.ID, element_id).text
-
-        setting = metrics["settings"][0]  # params on x, plain SGD: the page opens on it, at the blog's lr
-        assert text("readout-lr") == "0.00002" and text("readout-epoch") == str(EPOCHS)
-        driver.find_element(By.ID, "lr-slider").send_keys(Keys.END)  # the largest lr: twice the limit
-        assert text("readout-status") == f"diverged at epoch {setting['diverged_at_epoch'][-1]}: its loss " \
-                                         "overflowed float32 (inf/NaN)"
-        assert "above it" in text("lr-value")
-        driver.find_element(By.ID, "lr-slider").send_keys(Keys.HOME)  # the smallest lr
-        epoch_slider = driver.find_element(By.ID, "epoch-slider")
-        epoch_slider.send_keys(Keys.HOME, *[Keys.ARROW_RIGHT] * 7)
-        assert text("readout-epoch") == str(setting["recorded_epochs"][7])
-        assert float(text("readout-loss")) == float(f"{setting['loss'][0][7]:.7g}")
-        assert text("readout-coefficients") == ", ".join(f"{n} = {setting[n][0][7]:.4f}" for n in "abc")
-        for select, value in (("model-select", "linear"), ("inputs-select", "z"), ("optimizer-select", "momentum")):
-            Select(driver.find_element(By.ID, select)).select_by_value(value)
-        chosen = metrics["settings"][-1]
-        assert text("readout-setting") == "linear on z, SGD with momentum 0.9"
-        assert float(text("readout-lr")) == pytest.approx(chosen["default_lr"], rel=1e-5)
-        last = chosen["lrs"].index(chosen["default_lr"])
-        assert float(text("readout-loss")) == float(f"{chosen['loss'][last][-1]:.7g}")
-        driver.find_element(By.ID, "play").click()  # from the first epoch on
-        assert wait_for(lambda: int(epoch_slider.get_attribute("value")) >= 3)
-        driver.find_element(By.ID, "play").click()  # pause
-        shown = int(epoch_slider.get_attribute("value"))
-        assert text("readout-epoch") == str(chosen["recorded_epochs"][shown])
-        pixels = imread(io.BytesIO(driver.get_screenshot_as_png()), format="png")
-        colours = np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)
-        assert len(colours) > 100, f"a blank page: {len(colours)} colours"
+def test_the_committed_pages_limits_against_its_runs():
+    """Plain SGD: no run below the page's limit diverged (exact for params, at the balanced fit for the product),
+    every run above it diverged or settled at the edge (2/λmax at its end is its lr, to 1%), or never reached
+    least squares. The product's limit at the start does not predict: runs below it diverged."""
+    below_start = 0
+    for s in committed_settings():
+        runs = list(zip(s["lrs"], s["diverged"], s["within_1pct_of_least_squares"], s["end_point_limits"] or
+                        [None] * len(s["lrs"])))
+        if s["optimizer"] == "sgd":
+            assert not [lr for lr, gone, _, _ in runs if lr < s["limit"] and gone], s["model"]
+        for lr, gone, near, end in runs:
+            if lr > s["limit"] and not gone and near:  # reached least squares above the limit: at the edge
+                assert end is not None and abs(end / lr - 1) <= 0.01, (s["model"], lr)
+        assert s["limit_where"] == ("exact" if s["model"] == "params" else "the balanced fit")
+        if s["model"] == "linear":
+            below_start += sum(lr < s["start_limit"] and gone for lr, gone, _, _ in runs)
+            assert s["at_edge"] == [bool(near and not gone and end is not None and abs(end / lr - 1) <= 0.01)
+                                    for lr, gone, near, end in runs]
+    assert below_start > 0

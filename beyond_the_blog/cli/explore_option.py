@@ -10,7 +10,7 @@ from ..models import BLOG_MODELS
 EXPLORE_OPTIMIZERS = ("sgd", "momentum")  # the optimizers with a predicted stability limit
 ONE_RUN_ONLY = {"--lr-sweep": "lr_sweep", "--animate": "animate", "--landscape": "landscape",
                 "--lr": "lr", "--tol": "tol", "--save-model": "save_model", "--batch-size": "batch_size",
-                "--plot": "plot"}  # what --explore chooses itself, or does not draw
+                "--plot": "plot", "--log-interval": "log_interval"}  # what --explore chooses, prints or draws itself
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,8 +47,11 @@ def check_explore(parser, args, argv):
     given = [option for option, name in ONE_RUN_ONLY.items() if getattr(args, name) is not None]
     given += ["--runs"] if args.runs > 1 else []
     if given:
-        parser.error(f"--explore chooses its learning rates and draws no figure besides the page: drop "
-                     f"{' / '.join(given)}")
+        parser.error(f"--explore chooses its learning rates, prints one line per setting and draws no figure "
+                     f"besides the page: drop {' / '.join(given)}")
+    if args.gradients == "autograd":  # its runs are trained with the gradients by hand, as --runs trains them
+        parser.error("--explore trains every run with the gradients by hand (batched_gradients.py): drop "
+                     "--gradients autograd")
     model, optimizer, standardize = given_narrowing(parser, argv)
     if optimizer is not None and optimizer not in EXPLORE_OPTIMIZERS:
         parser.error(f"--explore shows the stability limit of sgd and momentum; {optimizer} has none to predict")

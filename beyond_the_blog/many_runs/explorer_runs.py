@@ -6,9 +6,13 @@ per run) trained by the lesson's own train_by_hand with every gradient written o
 (batched_gradients.py): the blog's 500000 epochs of 25 runs then take seconds (docs/explorer.md times them).
 
 What is recorded at an epoch k is the state after k epochs: the loss (float32, as trained) and a, b, c. Epoch 0
-is the start. A run diverged at epoch K if K is the first epoch after which its loss is inf or NaN (float32
-overflowed; a NaN never turns back into a number). The records bracket K; that bracket is then trained again,
-epoch by epoch, from the state saved at its start: the same computation, so the same numbers, looked at each epoch.
+is the start. A run diverged at epoch K, as a single run with its lr reports it (judge.logged_divergence_epoch): K
+is the epoch whose loss, computed before its step, is first inf or NaN (float32 overflowed; a NaN never turns
+back into a number). The records bracket it; that bracket is then trained again, epoch by epoch, from the state
+saved at its start: the same computation, so the same numbers, looked at each epoch.
+
+The product's curvature moves as it trains, so its limit is predicted where its runs settle: at the least-squares
+fit with the start's balance (theory/valley.py), the limit that docs/lr-limits.md measures; the start's is kept.
 """
 import copy
 import time
@@ -22,8 +26,10 @@ from ..models import MODELS, Standardization, coefficients_of, default_epochs, d
 from ..optimizers import OPTIMIZERS
 from ..steps.updates import PerRunSGD
 from ..theory.bowl import bowl
-from ..theory.curvature import largest_curvature
-from ..training.judge import ended_above_start
+from ..theory.curvature import largest_curvature, product_theta
+from ..theory.least_squares import least_squares
+from ..theory.valley import limit_at, valley_point
+from ..training.judge import ended_above_start, logged_divergence_epoch, within_one_percent
 from ..training.monitor import frame_epochs
 from .replicas import Replicas, SummedRunLosses
 from .sweep import log_spaced, predicted_limit
@@ -59,11 +65,13 @@ class ExploredRuns:
     loss: torch.Tensor             # (R, T) float32: each run's MSE after that many epochs
     coefficients: torch.Tensor     # (R, T, 3) float64 a, b, c in x's units
     trained_coefficients: torch.Tensor  # (R, T, 3) the same in the space trained in: what the bowl is drawn in
-    diverged_at: list              # per run: the first epoch after which the loss is inf/NaN, or None
+    diverged_at: list              # per run: the epoch a single run says it diverged (inf/NaN), or None
     start_loss: float
-    limit: float                   # the predicted limit at the start: 2/λmax, 2(1 + β)/λmax with momentum
+    limit: float                   # the predicted limit: 2/λmax, 2(1 + β)/λmax with momentum, at limit_where
+    limit_where: str               # "exact" (a constant Hessian), "the balanced fit", or "the start"
+    start_limit: float | None      # the product: the same limit at the start (None for a constant Hessian)
     limit_formula: str
-    limit_is_local: bool           # the product: the Hessian changes, the prediction holds at the start only
+    limit_is_local: bool           # the product: the Hessian changes, so the limit depends on where it is taken
     end_point_limits: list | None  # the product: the same limit at each run's end point (None: it diverged)
     bowl: object                   # theory.Bowl of the space trained in
     seconds: float
@@ -127,8 +135,8 @@ class Recorder:
 
 
 def divergence_epochs(recorder, gradients, losses):
-    """Per run, the first epoch after which its loss is inf/NaN (None if it never was): the first record that
-    sees it brackets it, and that bracket is trained again one epoch at a time. losses: (R, T)."""
+    """Per run, the epoch a single run reports as diverged (None if its loss never was inf/NaN): the first record
+    that sees inf/NaN brackets it, and that bracket is trained again one epoch at a time. losses: (R, T)."""
     finite = torch.isfinite(losses)
     first_bad = [None if bool(row.all()) else int((~row).nonzero()[0]) for row in finite]
     found = [0 if j == 0 else None for j in first_bad]  # a start that is not finite diverged at once
@@ -145,7 +153,7 @@ def divergence_epochs(recorder, gradients, losses):
                     found[r] = epoch
             if all(found[r] is not None for r in runs):
                 break
-    return found
+    return [None if steps is None else logged_divergence_epoch(steps) for steps in found]
 
 
 def train_setting(setting, data, epochs=None, signals=None, on_record=None):
@@ -156,9 +164,9 @@ def train_setting(setting, data, epochs=None, signals=None, on_record=None):
     epochs = epochs or default_epochs(optimizer, name, setting.standardize)
     scale = Standardization.of(x) if setting.standardize else Standardization()
     inputs = scale(x)
-    limit, formula, local = predicted_limit(name, model, inputs, y, optimizer)
+    start_limit, formula, local = predicted_limit(name, model, inputs, y, optimizer)
     default = default_lr(optimizer, name, setting.standardize)
-    lrs = explorer_lrs(default, limit)
+    lrs = explorer_lrs(default, start_limit)
     replicas = Replicas([copy.deepcopy(model) for _ in lrs]).to(inputs.device)
     ys = y.expand(len(lrs), *y.shape).contiguous()
     rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
@@ -173,14 +181,38 @@ def train_setting(setting, data, epochs=None, signals=None, on_record=None):
         return None
     losses = torch.stack(recorder.losses, dim=1)  # (R, T)
     final = dict(zip(replicas.names, recorder.states[-1][0]))
+    limit, where = start_limit, "exact" if not local else "the start"
+    if local:
+        limit, where = balanced_limit(setting, model, final, (inputs, y), losses[:, -1]) or (limit, where)
     return ExploredRuns(setting=setting, epochs=epochs, lrs=lrs, default_lr=default, recorded_epochs=recorder.epochs,
                         loss=losses, start_loss=losses[0, 0].item(),
                         coefficients=run_coefficients(name, replicas.names, recorder.states, scale),
                         trained_coefficients=run_coefficients(name, replicas.names, recorder.states, Standardization()),
                         diverged_at=divergence_epochs(recorder, gradients, losses),
-                        limit=limit, limit_formula=formula, limit_is_local=local,
+                        limit=limit, limit_where=where, start_limit=start_limit if local else None,
+                        limit_formula=formula, limit_is_local=local,
                         end_point_limits=end_point_limits(setting, model, final, (inputs, y)) if local else None,
                         bowl=bowl(inputs, y), seconds=seconds)
+
+
+def balanced_limit(setting, model, final_params, data, final_losses):
+    """(limit, "the balanced fit"): the limit at the least-squares fit with the start's balance. Of the valley's
+    points with that balance, the one nearest the end of the smallest lr that reached least squares (as --lr-sweep
+    takes it), or nearest the start if none did. None for a model without a valley."""
+    inputs, y = data
+    balance_of = MODELS[setting.model_name].balance
+    if balance_of is None:
+        return None
+    least = least_squares(inputs.cpu(), y.cpu())
+    floor = within_one_percent(least.loss[0].item(), least.scale)
+    reached = [r for r, v in enumerate(final_losses.tolist()) if v <= floor]
+    start = {k: v.detach().cpu() for k, v in model.named_parameters()}
+    near = {name: value[reached[0]] for name, value in final_params.items()} if reached else start
+    point = valley_point(least.coefficients[0], balance_of(start), product_theta(near))
+    if point is None:
+        return None
+    factor = 1 + OPTIMIZERS[setting.optimizer].beta
+    return limit_at(point, inputs.cpu(), y.cpu(), factor), "the balanced fit"
 
 
 def run_coefficients(model_name, names, states, scale):

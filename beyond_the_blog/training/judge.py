@@ -60,6 +60,21 @@ def diverged(final_loss, start_loss):
     return ~final_loss.isfinite() | ended_above_start(final_loss, start_loss)
 
 
+def logged_divergence_epoch(steps):
+    """The epoch a single run reports as diverged (TrainLog.diverged_at) when its loss is first inf/NaN after
+    `steps` steps: the blog's loop computes epoch K's loss before epoch K's step, so after K - 1 steps."""
+    return steps + 1
+
+
+EDGE_TOLERANCE = 0.01  # a run settled at the edge of stability if 2/λmax where it ended is its lr to 1%
+
+
+def at_edge_of_stability(lr, end_limit):
+    """A run that settled where the limit (2/λmax, times 1 + β with momentum) is its own lr, to EDGE_TOLERANCE:
+    the edge of stability of Cohen et al. (2021). end_limit None: it did not settle anywhere."""
+    return end_limit is not None and abs(end_limit / lr - 1) <= EDGE_TOLERANCE
+
+
 def verdicts(diverged_runs, distances):
     """Each run's verdict from whether it diverged and its distance from least squares (distance_from_least_squares):
     diverged, converged (a, b and c each within CONVERGED_ATOL) or not converged."""
