@@ -74,7 +74,7 @@ from torch import nn
 import quadratic_regression as lesson
 
 torch.set_num_threads(1)  # as the program: the tensors here are too small to share out
-print(f"project: {ROOT.name}, torch {torch.__version__}")
+print(f"torch {torch.__version__}; the lesson: {Path(lesson.__file__).name}")
 
 # %% [markdown]
 # ## 1. The blog's programs, as the post has them
@@ -437,9 +437,9 @@ def draw_play(result, x_, y_, gone):
 class Playground:
     """The controls, bound to play(): any change trains a new run and redraws it."""
 
-    def __init__(self):
+    def __init__(self, inputs="z"):  # z: a quick start, standardized inputs with plain SGD
         self.model = widgets.Dropdown(options=["params", "linear"], description="model")
-        self.inputs = widgets.Dropdown(options=["x", "z"], description="inputs")
+        self.inputs = widgets.Dropdown(options=["x", "z"], value=inputs, description="inputs")
         self.optimizer = widgets.Dropdown(options=OPTIMIZER_NAMES, description="optimizer")
         self.lr = widgets.FloatLogSlider(base=10, min=-6, max=0, step=0.05, readout_format=".2g",
                                          description="lr", continuous_update=False)
@@ -480,7 +480,6 @@ class Playground:
 
 
 playground = Playground()
-playground.inputs.value = "z"  # a quick start: standardized inputs, plain SGD
 playground.show()
 
 # %% [markdown]
