@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT, SCRIPT, clean_env
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.xdist_group("notebook")  # one worker runs the notebook once for all its tests
 NOTEBOOK = ROOT / "notebooks" / "lesson.ipynb"
 SOURCE = ROOT / "notebooks" / "lesson.py"
 PARAMS_EPOCHS = 20000  # the test's params run: the blog's 500000 epochs would take a minute
