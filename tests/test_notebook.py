@@ -49,7 +49,7 @@ def executed():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(CHECKS))
     env = clean_env(NOTEBOOK_PARAMS_EPOCHS=str(PARAMS_EPOCHS))
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    client = NotebookClient(notebook, timeout=120, kernel_name="python3",  # a stalled cell fails, not waits
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute(env=env)
     outputs = {name: process.communicate(timeout=300)[0] for name, process in programs.items()}
