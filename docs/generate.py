@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from beyond_the_blog.system.environment import same_numbers_on_every_processor  # noqa: E402
 
 same_numbers_on_every_processor()  # the in-process blocks below compute as the command line does
-FILES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
+FILES = ["README.md", "README.zh-CN.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))]
 FAST_ONLY = "DOCS_FAST_ONLY"  # set by --check: slow blocks keep their previous text
 
 _cache = {}

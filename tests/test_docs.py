@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", ROOT / "README.zh-CN.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def prose_sentences(markdown):
@@ -24,18 +24,31 @@ def prose_sentences(markdown):
     text = " ".join(kept)
     text = re.sub(r"`[^`]*`", "CODE", text)          # inline code counts as one word
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link counts as its words
-    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z*(\"'`\d])|\s\*\s|\s-\s(?=\S)|\s\d+\.\s", text)
-    return [s for s in (s.strip() for s in sentences) if len(s.split()) > 1]
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z*(\"'`\d])|(?<=[。！？])|(?<=：)\s+|\s\*\s|\s-\s(?=\S)|\s\d+\.\s", text)
+    return [s for s in (s.strip() for s in sentences) if words(s) > 1]
+
+
+CJK = r"[\u4e00-\u9fff]"  # Chinese characters: a sentence of them has no spaces to count words by
+CJK_PUNCTUATION = r"[\u3000-\u303f\uff00-\uffef]"  # 。、「」 and the full-width ，：！？（）
+
+
+def words(sentence):
+    """The words a reader counts: each word between spaces, and in Chinese one per two characters (a Chinese word is
+    one to three characters, most often two), so one rule on sentence length serves both languages."""
+    latin = re.sub(CJK + "|" + CJK_PUNCTUATION, " ", sentence)
+    return len(latin.split()) + (len(re.findall(CJK, sentence)) + 1) // 2
 
 
 def test_the_sentence_splitter_counts_what_a_reader_counts():
     text = "One claim here. Another one, with `code --like this` and [a link](x.md).\n\n```\nnot. prose.\n```\n"
     assert [len(s.split()) for s in prose_sentences(text)] == [3, 7]  # Another one with CODE and a link
+    chinese = "第一句话。第二句用 `code` 和 [链接](x.md)！"
+    assert [words(s) for s in prose_sentences(chinese)] == [2, 5]  # 第一句话 is 2; CODE, then 第二句用和链接 is 4
 
 
 def test_sentences_are_short():
     sentences = [s for path in DOCS for s in prose_sentences(path.read_text(encoding="utf-8"))]
-    lengths = [len(s.split()) for s in sentences]
+    lengths = [words(s) for s in sentences]
     longest = max(zip(lengths, sentences))
     assert sum(lengths) / len(lengths) <= 25, f"average {sum(lengths) / len(lengths):.1f} words"
     assert longest[0] <= 60, longest
@@ -101,7 +114,7 @@ def test_prose_quotes_no_number_that_no_command_regenerates():
         generated, hand = generated_and_prose(path.read_text(encoding="utf-8"))
         generated_numbers = [float(n) for n in re.findall(r"\d+(?:\.\d+)?(?:e[-+]?\d+)?", generated)]  # sizes
         for sentence in prose_sentences(hand):
-            for number in re.findall(NUMBER, sentence):
+            for number in re.findall(NUMBER, sentence, flags=re.ASCII):  # a number next to a Chinese character too
                 if float(number) <= 10 and "." not in number and "e" not in number:
                     continue  # counts and small integers: "two models", "seed 0"
                 assert number in fixed or quotes(number, generated_numbers), (
