@@ -328,3 +328,26 @@ def test_the_set_up_of_a_model_it_has_no_recipe_for_builds_each_run():
         alone = Shifted()
         assert torch.equal(ys[r], y1)
         assert all(torch.equal(starts.parameters[n][r], v.detach()) for n, v in alone.named_parameters())
+
+
+def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_doubling_it(tmp_path):
+    """--runs 10000 with the gradients by hand, as a user runs it: its peak memory (the kernel's, through os.wait4)
+    is below what the memory check assumes (memory_needed, by hand), and the check assumes less than twice it:
+    with autograd's 300 bytes a point it assumed several times the peak and refused runs that fit."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import SCRIPT, clean_env
+
+    from beyond_the_blog.system.environment import memory_needed
+    runs, epochs = 10000, 100
+    with open(tmp_path / "out", "w") as out:
+        child = subprocess.Popen([sys.executable, str(SCRIPT), "--model", "linear", "--runs", str(runs), "--epochs",
+                                  str(epochs), "-q", "--no-plot"], cwd=tmp_path, env=clean_env(), stdout=out,
+                                 stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, (tmp_path / "out").read_text()
+    peak = usage.ru_maxrss * 1024  # KiB on Linux
+    needed = memory_needed(epochs, runs, 100, None, by_hand=True)
+    assert peak <= needed < 2 * peak, (peak, needed)

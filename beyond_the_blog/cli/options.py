@@ -200,7 +200,9 @@ def check_combinations(parser, args):
     check_why_options(parser, args)
     epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize) for m in asked_models(args))
     runs = args.lr_sweep or args.runs  # an lr sweep trains one run per learning rate
-    needed, available = memory_needed(epochs, runs, args.samples, args.log_interval), memory_available()
+    by_hand = args.runs > 1 and training_loop(args.model, args.optimizer, args.runs, args.batch_size,
+                                              args.gradients) == "batched"
+    needed, available = memory_needed(epochs, runs, args.samples, args.log_interval, by_hand), memory_available()
     if available is not None and needed > available:
         runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
         parser.error(f"--samples {args.samples} with {runs} needs about {needed / 2**30:.3g} GiB of "

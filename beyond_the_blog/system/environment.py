@@ -13,6 +13,11 @@ from .status import PROG
 BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
 BYTES_PER_RECORD = 2000            # measured: a recorded epoch of one run (its loss, and the path's float64 copy)
 BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's share of a recorded epoch
+# --runs with the gradients by hand keeps no autograd graph: measured peaks of `--model linear --runs R --epochs E`
+# less one run's were 57 bytes per point (R 20000, E 200), 46 with the records (R 100000, E 2000), and 21 per run
+# and further record (R 20000, E 4000 against E 200); rounded up
+BYTES_PER_POINT_BY_HAND = 64
+BYTES_PER_RUN_RECORD_BY_HAND = 32
 TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 
 
@@ -93,11 +98,13 @@ def writable_or_creatable(folder):
         return False
 
 
-def memory_needed(epochs, runs, samples, log_interval):
-    """Peak bytes of a run, roughly: the data and autograd's tensors, and the recorded losses of every run."""
+def memory_needed(epochs, runs, samples, log_interval, by_hand=False):
+    """Peak bytes of a run, roughly: the data and autograd's tensors (or, by_hand, the batched gradients' buffers),
+    and the recorded losses of every run."""
     records = epochs // (log_interval or 100) + 40
-    per_record = BYTES_PER_RECORD + runs * BYTES_PER_RUN_RECORD
-    return TORCH_BYTES + runs * samples * BYTES_PER_POINT + records * per_record
+    per_point, per_run_record = ((BYTES_PER_POINT_BY_HAND, BYTES_PER_RUN_RECORD_BY_HAND) if by_hand
+                                 else (BYTES_PER_POINT, BYTES_PER_RUN_RECORD))
+    return TORCH_BYTES + runs * samples * per_point + records * (BYTES_PER_RECORD + runs * per_run_record)
 
 
 def memory_available():
