@@ -736,11 +736,14 @@ def write_outputs(args, report):
     """The JSON, and where asked the markdown and the growth's figure."""
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
+    figure = args.figure if "growth" in report else None
+    if figure:
+        growth_figure(report["growth"], figure)
     if args.markdown:
+        link = os.path.relpath(figure, Path(args.markdown).parent) if figure else None
         with open(args.markdown, "w") as f:
-            f.write(heading(report) + "\n\n" + markdown(report) + "\n")
-    if args.figure and "growth" in report:
-        growth_figure(report["growth"], args.figure)
+            f.write(heading(report) + "\n\n" + markdown(report) + "\n"
+                    + (f"\n![the growth: µs per run-epoch against R]({link})\n" if link else ""))
 
 
 if __name__ == "__main__":
