@@ -378,15 +378,18 @@ def bench_checked_runs(runs, epochs, sample=4):
             "sample_matches_single_runs": singles_ok}
 
 
+# Runs a command and prints its peak memory (KiB) last on stderr. A child's ru_maxrss starts from the memory of the
+# process it was forked from (Linux keeps the high-water mark across exec), so the command is started from this
+# small interpreter, not from the benchmark's, which holds torch.
+PEAK_WRAPPER = ("import resource, subprocess, sys; status = subprocess.call(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(status)")
+
+
 def run_measured(command, folder):
-    """Run `command` in `folder`: its exit status, standard output and error, and its own peak memory in bytes
-    (os.wait4's resource usage of that one child; ru_maxrss is in KiB on Linux)."""
-    with open(Path(folder) / "stdout", "w+") as out, open(Path(folder) / "stderr", "w+") as err:
-        child = subprocess.Popen(command, cwd=folder, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        return child.returncode, out.read(), err.read(), usage.ru_maxrss * 1024
+    """Run `command` in `folder`: its exit status, standard output and error, and its own peak memory in bytes."""
+    done = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *command], cwd=folder, capture_output=True, text=True)
+    *stderr, peak = done.stderr.splitlines()
+    return done.returncode, done.stdout, "\n".join(stderr), int(peak) * 1024
 
 
 def single_coefficients(model_name, seed, epochs):

@@ -331,10 +331,10 @@ def test_the_set_up_of_a_model_it_has_no_recipe_for_builds_each_run():
 
 
 def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_doubling_it(tmp_path):
-    """--runs 10000 with the gradients by hand, as a user runs it: its peak memory (the kernel's, through os.wait4)
-    is below what the memory check assumes (memory_needed, by hand), and the check assumes less than twice it:
-    with autograd's 300 bytes a point it assumed several times the peak and refused runs that fit."""
-    import os
+    """--runs 10000 with the gradients by hand, as a user runs it: its peak memory (the kernel's account, started from
+    a small interpreter: a child's peak begins at its parent's size) is below what the memory check assumes
+    (memory_needed, by hand), and the check assumes less than twice it: with autograd's 300 bytes a point it
+    assumed several times the peak and refused runs that fit."""
     import subprocess
     import sys
 
@@ -342,12 +342,12 @@ def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_dou
 
     from beyond_the_blog.system.environment import memory_needed
     runs, epochs = 10000, 100
-    with open(tmp_path / "out", "w") as out:
-        child = subprocess.Popen([sys.executable, str(SCRIPT), "--model", "linear", "--runs", str(runs), "--epochs",
-                                  str(epochs), "-q", "--no-plot"], cwd=tmp_path, env=clean_env(), stdout=out,
-                                 stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, (tmp_path / "out").read_text()
-    peak = usage.ru_maxrss * 1024  # KiB on Linux
+    peak_of_child = ("import resource, subprocess, sys; assert subprocess.call(sys.argv[1:]) == 0; "
+                     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", peak_of_child, sys.executable, str(SCRIPT), "--model", "linear",
+                           "--runs", str(runs), "--epochs", str(epochs), "-q", "--no-plot"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stdout.split()[-1]) * 1024  # KiB on Linux
     needed = memory_needed(epochs, runs, 100, None, by_hand=True)
     assert peak <= needed < 2 * peak, (peak, needed)
