@@ -1,10 +1,17 @@
 """Speed of quadratic_regression.py, each figure a ratio against a baseline timed in the same run.
 
-    python benchmarks/bench.py                 # the full benchmark, several minutes
+    python benchmarks/bench.py                 # the full benchmark, about half an hour on 2 cores
     python benchmarks/bench.py --quick         # a short version (the tests run it)
-    python benchmarks/bench.py --only runs_target replications   # some sections only
+    python benchmarks/bench.py --only growth lr_sweep   # some sections only
 
 Prints markdown tables and writes the numbers as JSON (--json, default benchmarks/results.json).
+
+Before timing, and around every section, it measures how busy the machine is: the CPU time that other processes
+used (from /proc/stat, less this process's and its children's own), in cores. A section during which others used
+more than IDLE_LIMIT cores was timed on a busy machine: its table says so, the JSON's "busy" is true, and the
+output's first line says so. --markdown, --figure and --json then refuse to write (exit status 3, before any
+timing where the first check already finds the machine busy), unless --allow-busy: docs/speed.md is made only
+from an idle run.
 
 1. faithful path: time per epoch of the default run (plain SGD on `params`) against the blog's own
    loop (nn.Module, nn.MSELoss, torch.optim.SGD, zero_grad/backward/step, loss.item() every 100
@@ -13,18 +20,21 @@ Prints markdown tables and writes the numbers as JSON (--json, default benchmark
 2. time to fit: training seconds until the expanded coefficients are within 0.01 of least squares,
    for each optimizer, with and without --standardize, for both models; beside it, what the command
    line does by default (its epochs, or its stop rule), and --optimizer lbfgs's default on seeds 0-9.
-3. replications: training time of R runs trained together (--runs R: the gradients by hand over the runs, and
-   autograd through them) against one run, at 20000 epochs, one torch thread as the command line; and --runs 1000
-   against one run for each model, alternating rounds, beside the blog's own program.
+3. replications: --runs 1000 against one run for each model, alternating rounds, beside the autograd replicas and
+   the blog's own program; the growth: cost per run-epoch of R = 1 to 100000 runs (the last at fewer epochs), the
+   set-up and the summaries beside the training, each against one run timed in the same rounds, and a figure;
+   the whole process of --runs 10000 against one run's; --runs 100000 whose printed statistics are checked.
 4. --animate: training time with its frames recorded against without.
 5. start-up: `--help` and an argument error, as subprocesses, against `python -c pass`.
-6. --lr-sweep: N learning rates (with the finer sweep that pins the limit down) against one run of
-   the same epochs, for each model.
+6. --lr-sweep: 64, 256 and 1024 learning rates (with the finer sweep that pins the limit down) against one run
+   of the same epochs, for each model.
 """
 import argparse
 import json
 import os
 import platform
+import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +63,57 @@ from reference.blog_program import SquareRegression, blog_training  # noqa: E402
 def fit(model, x, y, **options):
     """The command line's fit: beyond_the_blog's fit around the lesson's own loop."""
     return fit_with(model, x, y, FitConfig(**options))
+
+
+# ----------------------------------------------------------------------------- 0. how busy the machine is
+IDLE_LIMIT = 0.1  # cores other processes may use while a table is timed, and it still counts as idle
+BUSY = 3          # the exit status when --markdown, --figure or --json would write a busy machine's figures
+
+
+def counters():
+    """(wall seconds, CPU seconds all processes have used, CPU seconds this process and its waited-for children
+    have used), or None for the second where /proc/stat cannot be read (no Linux)."""
+    own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return time.monotonic(), None, own
+    return time.monotonic(), (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), own
+
+
+def others_cores(start, end):
+    """The cores that other processes kept busy, on average, between two counters(); None where unknown."""
+    if start[1] is None or end[1] is None:
+        return None
+    return max(0.0, (end[1] - start[1]) - (end[2] - start[2])) / max(end[0] - start[0], 1e-9)
+
+
+def machine_state(start, end):
+    """How busy the machine was between two counters(): others' cores, the load average, and the verdict
+    (a machine whose others' use cannot be read is not known idle, so it counts as busy)."""
+    others = others_cores(start, end)
+    return {"others_cores": others, "load_1min": os.getloadavg()[0], "seconds": end[0] - start[0],
+            "busy": others is None or others > IDLE_LIMIT}
+
+
+def state_before(seconds=2.0):
+    """The machine's state over `seconds` in which this process sleeps: all the CPU time used is others'."""
+    start = counters()
+    time.sleep(seconds)
+    return machine_state(start, counters())
+
+
+def state_line(state):
+    """One line for beside a table: idle or busy, with the measured figures."""
+    if state["others_cores"] is None:
+        return "_Machine state unknown (no /proc/stat): these figures are not known to be idle._"
+    figures = (f"other processes used {state['others_cores']:.2f} of {os.cpu_count()} cores during these timings "
+               f"(1-minute load average {state['load_1min']:.2f})")
+    if state["busy"]:
+        return f"**Measured on a busy machine**: {figures}, more than the {IDLE_LIMIT} an idle one allows."
+    return f"_Measured idle: {figures}._"
 
 
 # ----------------------------------------------------------------------------- 1. faithful path
@@ -162,16 +223,18 @@ def bench_lbfgs_default(seeds, repeats=3):
 
 
 # ----------------------------------------------------------------------------- 3. replications
-AUTOGRAD_UP_TO = 1000  # autograd through the stacked runs is timed up to this many runs (10000 take minutes)
-
-
 def timed_replicas(model_name, runs, epochs, loop):
-    """Training seconds of `runs` replications (seeds 0..runs-1) with the loop --runs takes (batched: the gradients
-    by hand; blog: autograd through the stacked runs), and how many succeeded."""
-    x, ys, initial = replicas.replication_data(model_name, range(runs))
-    result = fit(replicas.Replicas(initial), x, ys, model_name=model_name, epochs=epochs, loop=loop)
+    """`runs` replications (seeds 0..runs-1) as --runs makes them, with the loop it takes (batched: the gradients by
+    hand; blog: autograd through the stacked runs): the seconds of the set-up (data and starts), the training and
+    the summary, and how many succeeded."""
+    start = time.perf_counter()
+    x, ys, starts = replicas.replication_data(model_name, range(runs))
+    setup = time.perf_counter() - start
+    result = fit(replicas.Replicas(starts), x, ys, model_name=model_name, epochs=epochs, loop=loop)
+    start = time.perf_counter()
     summary = replicas.summarize_replications(result, x, ys, list(range(runs)))
-    return result.log.seconds, int(summary.succeeded.sum())
+    return {"setup": setup, "training": result.log.seconds, "summary": time.perf_counter() - start,
+            "succeeded": int(summary.succeeded.sum())}
 
 
 def one_run_seconds(model_name, epochs):
@@ -181,18 +244,172 @@ def one_run_seconds(model_name, epochs):
     return fit(models.MODELS[model_name].build(), x, y, model_name=model_name, epochs=epochs).log.seconds
 
 
-def bench_replications(counts, epochs, model_name="linear"):
-    """--runs R for each R, with the gradients by hand (what --runs does) and with autograd, against one run;
-    every figure is training seconds."""
-    single = one_run_seconds(model_name, epochs)
+GROWTH_RUNS = (1, 10, 100, 1000, 10000, 100000)
+
+
+def bench_growth(counts, epochs, last_epochs, rounds):
+    """For each model, --runs R for each R (the gradients by hand) against one run, alternating `rounds` times: the
+    training's cost per run-epoch, the set-up and the summary beside it. The largest R trains `last_epochs` epochs,
+    and one run is timed at both epoch counts. Every figure is a median over the rounds."""
     rows = []
-    for runs in counts:
-        seconds, succeeded = timed_replicas(model_name, runs, epochs, "batched")
-        autograd = timed_replicas(model_name, runs, epochs, "blog")[0] if runs <= AUTOGRAD_UP_TO else None
-        rows.append({"runs": runs, "seconds": seconds, "ratio_to_one_run": seconds / single,
-                     "autograd_seconds": autograd, "autograd_ratio_to_one_run": autograd and autograd / single,
-                     "succeeded": succeeded})
-    return {"model": model_name, "epochs": epochs, "single_run_seconds": single, "rows": rows}
+    for model_name in models.BLOG_MODELS:
+        one_run_seconds(model_name, 200)  # warm up: the first fit imports and caches a lot
+        timed_replicas(model_name, 100, 200, "batched")
+        plan = [(runs, last_epochs if runs == counts[-1] else epochs) for runs in counts]
+        singles = {e: [] for e in {epochs, last_epochs}}
+        timed = {runs: [] for runs in counts}
+        for _ in range(rounds):
+            for e in singles:
+                singles[e].append(one_run_seconds(model_name, e))
+            for runs, e in plan:
+                timed[runs].append(timed_replicas(model_name, runs, e, "batched"))
+        rows += [growth_row(model_name, runs, e, timed[runs], statistics.median(singles[e])) for runs, e in plan]
+    for row in rows:  # the done-when of the growth: every R against R = 1000's cost per run-epoch
+        base = next((r for r in rows if r["model"] == row["model"] and r["runs"] == 1000), None)
+        row["per_run_epoch_to_1000"] = base and row["us_per_run_epoch"] / base["us_per_run_epoch"]
+    return {"rounds": rounds, "rows": rows}
+
+
+def growth_row(model_name, runs, epochs, timings, single):
+    """One row of the growth table from the rounds' timings of R runs and the median of one run's."""
+    setup, training, summary = (statistics.median(t[key] for t in timings) for key in ("setup", "training", "summary"))
+    return {"model": model_name, "runs": runs, "epochs": epochs, "setup_seconds": setup, "seconds": training,
+            "summary_seconds": summary, "single_run_seconds": single, "ratio_to_one_run": training / single,
+            "us_per_run_epoch": training / (runs * epochs) * 1e6, "overhead": (setup + summary) / training,
+            "succeeded": timings[-1]["succeeded"]}
+
+
+def markdown_growth(growth):
+    rows = growth["rows"]
+    lines = [f"### The growth: `--runs R` trained with the gradients by hand (medians of {growth['rounds']} "
+             "alternating rounds)", "",
+             "| model | runs | epochs | training (s) | µs per run-epoch | × R = 1000's | one run (s) | × one run | "
+             "set-up (s) | summary (s) | (set-up + summary) / training | succeeded |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        to_1000 = f"{r['per_run_epoch_to_1000']:.2f}" if r["per_run_epoch_to_1000"] is not None else ""
+        lines.append(f"| {r['model']} | {r['runs']} | {r['epochs']} | {r['seconds']:.3f} | "
+                     f"{r['us_per_run_epoch']:.4f} | {to_1000} | {r['single_run_seconds']:.3f} | "
+                     f"{r['ratio_to_one_run']:.2f} | {r['setup_seconds']:.3f} | {r['summary_seconds']:.3f} | "
+                     f"{r['overhead']:.3f} | {r['succeeded']}/{r['runs']} |")
+    last = rows[-1]
+    lines += ["", f"The largest R trains {last['epochs']} epochs, the others {rows[0]['epochs']}; "
+              "one run is timed at both, in the same rounds."]
+    return lines
+
+
+def growth_figure(growth, path):
+    """Cost per run-epoch against R, both models, log-log: flat where the runs cost what their number says."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for model_name in models.BLOG_MODELS:
+        rows = [r for r in growth["rows"] if r["model"] == model_name]
+        ax.loglog([r["runs"] for r in rows], [r["us_per_run_epoch"] for r in rows], "o-",
+                  color=models.MODELS[model_name].color, label=f"--model {model_name}")
+        single = rows[0]["single_run_seconds"] / rows[0]["epochs"] * 1e6
+        ax.axhline(single, color=models.MODELS[model_name].color, linestyle=":", linewidth=1,
+                   label=f"one run alone ({model_name})")
+    last, first = growth["rows"][-1], growth["rows"][0]
+    ax.set(xlabel="runs R", ylabel="µs of training per run and epoch",
+           title=f"--runs R: the cost of one run's epoch as R grows\n({first['epochs']} epochs, "
+                 f"{last['epochs']} at R = {last['runs']}; a median of {growth['rounds']} rounds)")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def bench_whole_process(runs, epochs, rounds):
+    """`--model linear --runs R` against `--model linear`, each a whole process as a user runs it (start-up, torch's
+    import, set-up, training, summaries, the figure written): wall seconds, alternating `rounds` times."""
+    import tempfile
+    command = [sys.executable, str(ROOT / "quadratic_regression.py"), "--model", "linear", "--no-show", "-q"]
+    command += ["--epochs", str(epochs)] if epochs else []
+    times = {1: [], runs: []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(rounds):
+            for r in times:
+                start = time.perf_counter()
+                subprocess.run(command + (["--runs", str(r)] if r > 1 else []), cwd=folder, check=True,
+                               capture_output=True, env=dict(os.environ, MPLBACKEND="Agg"))
+                times[r].append(time.perf_counter() - start)
+    single, many = statistics.median(times[1]), statistics.median(times[runs])
+    return {"runs": runs, "epochs": epochs or models.MODELS["linear"].defaults["sgd", False][1], "rounds": rounds,
+            "single_run_seconds": single, "seconds": many, "ratio_to_one_run": many / single}
+
+
+def markdown_whole_process(w):
+    return [f"### The whole process: `--model linear --runs {w['runs']}` against `--model linear` "
+            f"({w['epochs']} epochs, figure written, medians of {w['rounds']} alternating rounds)", "",
+            "| command | wall seconds | × one run |", "|---|---:|---:|",
+            f"| `--model linear` | {w['single_run_seconds']:.2f} | 1.00 |",
+            f"| `--model linear --runs {w['runs']}` | {w['seconds']:.2f} | {w['ratio_to_one_run']:.2f} |"]
+
+
+def bench_checked_runs(runs, epochs, sample=4):
+    """`--model linear --runs R --epochs E --metrics` as a subprocess: that it passes the memory check and runs, its
+    wall time and peak memory, and its printed statistics checked. The printed mean and standard deviation of a, b
+    and c against numpy float64 over the runs' coefficients in the metrics; those of a sample of runs against their
+    single runs, trained here (to float32 rounding, as tests/test_replicas.py allows)."""
+    import json as json_module
+    import tempfile
+
+    import numpy as np
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, str(ROOT / "quadratic_regression.py"), "--model", "linear", "--runs", str(runs),
+                   "--epochs", str(epochs), "-q", "--no-plot", "--metrics", "m.json"]
+        start = time.perf_counter()
+        returncode, stdout, stderr, peak = run_measured(command, folder)
+        seconds = time.perf_counter() - start
+        if returncode != 0:
+            return {"runs": runs, "epochs": epochs, "returncode": returncode, "stderr": stderr[-500:]}
+        rep = json_module.loads((Path(folder) / "m.json").read_text())["replications"]
+    kept = np.array([c for c, s in zip(rep["coefficients"], rep["seeds"]) if s not in set(rep["diverged_seeds"])])
+    printed = {name: [float(v) for v in re.search(rf"^  {name}\s+\S+\s+(\S+)\s+(\S+)", stdout, re.M).groups()]
+               for name in "abc"}
+    mean_ok = all(abs(printed[n][0] - kept[:, i].mean()) <= 6e-5 for i, n in enumerate("abc"))
+    std_ok = all(abs(printed[n][1] - kept[:, i].std(ddof=1)) <= 6e-5 for i, n in enumerate("abc"))
+    seeds = [int(s) for s in np.linspace(0, runs - 1, sample)]
+    singles_ok = all(np.allclose(rep["coefficients"][s], single_coefficients("linear", s, epochs), rtol=1e-5,
+                                 atol=1e-5) for s in seeds)
+    return {"runs": runs, "epochs": epochs, "returncode": 0, "seconds": seconds, "peak_bytes": peak,
+            "printed_mean_matches_numpy": mean_ok, "printed_std_matches_numpy": std_ok, "sample_seeds": seeds,
+            "sample_matches_single_runs": singles_ok}
+
+
+# Runs a command and prints its peak memory (KiB) last on stderr. A child's ru_maxrss starts from the memory of the
+# process it was forked from (Linux keeps the high-water mark across exec), so the command is started from this
+# small interpreter, not from the benchmark's, which holds torch.
+PEAK_WRAPPER = ("import resource, subprocess, sys; status = subprocess.call(sys.argv[1:]); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(status)")
+
+
+def run_measured(command, folder):
+    """Run `command` in `folder`: its exit status, standard output and error, and its own peak memory in bytes."""
+    done = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *command], cwd=folder, capture_output=True, text=True)
+    *stderr, peak = done.stderr.splitlines()
+    return done.returncode, done.stdout, "\n".join(stderr), int(peak) * 1024
+
+
+def single_coefficients(model_name, seed, epochs):
+    """(a, b, c) of the single run `--seed SEED` at these epochs, trained in this process."""
+    torch.manual_seed(seed)
+    x, y = qr.make_data()
+    result = fit(models.MODELS[model_name].build(), x, y, model_name=model_name, epochs=epochs)
+    return result.coefficients[0].tolist()
+
+
+def markdown_checked_runs(c):
+    if c["returncode"] != 0:
+        return [f"### `--runs {c['runs']} --epochs {c['epochs']}` failed with exit status {c['returncode']}", "",
+                c["stderr"]]
+    return [f"### `--model linear --runs {c['runs']} --epochs {c['epochs']}`, its statistics checked", "",
+            f"It ran in {c['seconds']:.1f} s, whole process, with a peak of {c['peak_bytes'] / 2**30:.2f} GiB.",
+            f"Its printed means match numpy's over its runs: {c['printed_mean_matches_numpy']}; "
+            f"its standard deviations: {c['printed_std_matches_numpy']}.",
+            f"Seeds {', '.join(map(str, c['sample_seeds']))} trained alone match their runs: "
+            f"{c['sample_matches_single_runs']}."]
 
 
 def bench_runs_target(runs, epochs, rounds):
@@ -212,9 +429,9 @@ def bench_runs_target(runs, epochs, rounds):
         singles, batched = [], []
         for _ in range(rounds):
             singles.append(one_run_seconds(model_name, epochs))
-            batched.append(timed_replicas(model_name, runs, epochs, "batched")[0])
+            batched.append(timed_replicas(model_name, runs, epochs, "batched")["training"])
         single, seconds = statistics.median(singles), statistics.median(batched)
-        autograd = timed_replicas(model_name, runs, epochs, "blog")[0]
+        autograd = timed_replicas(model_name, runs, epochs, "blog")["training"]
         blog_model = SquareRegression() if model_name == "params" else LinearSquareRegression()
         start = time.perf_counter()
         blog_training(blog_model, x, y, epochs)
@@ -236,19 +453,6 @@ def markdown_runs_target(rows):
                      f"{r['ratio_to_one_run']:.2f} | {r['autograd_seconds']:.2f} | "
                      f"{r['autograd_ratio_to_one_run']:.2f} | "
                      f"{r['blog_program_seconds']:.2f} | {r['ratio_to_blog_program']:.2f} |")
-    return "\n".join(lines)
-
-
-def markdown_replications(rep):
-    lines = [f"### Replications (`--model {rep['model']}`, {rep['epochs']} epochs, training seconds; "
-             f"one run alone: {rep['single_run_seconds']:.2f} s)", "",
-             "| runs | by hand (s) | × one run | autograd (s) | × one run | succeeded |",
-             "|---:|---:|---:|---:|---:|---:|"]
-    for r in rep["rows"]:
-        autograd = (f"{r['autograd_seconds']:.2f} | {r['autograd_ratio_to_one_run']:.2f}"
-                    if r["autograd_seconds"] is not None else "not timed | ")
-        lines.append(f"| {r['runs']} | {r['seconds']:.2f} | {r['ratio_to_one_run']:.2f} | {autograd} | "
-                     f"{r['succeeded']}/{r['runs']} |")
     return "\n".join(lines)
 
 
@@ -285,7 +489,7 @@ def bench_startup(repeats):
 
 
 # ----------------------------------------------------------------------------- 6. a busy machine
-def bench_busy_machine(runs, epochs):
+def bench_busy_machine(runs, epochs, threads=(1, 2)):
     """`--runs R --epochs E` as a subprocess, on an idle machine and while another process spins on
     one core, with the default threads (one) and with --threads 2."""
     command = [sys.executable, str(ROOT / "quadratic_regression.py"), "--model", "linear", "--runs", str(runs),
@@ -298,38 +502,43 @@ def bench_busy_machine(runs, epochs):
         return time.perf_counter() - start
 
     rows = []
-    for label, extra in (("default (1 thread)", []), ("--threads 2", ["--threads", "2"])):
+    for label, extra in [("default (1 thread)", []), ("--threads 2", ["--threads", "2"])][:len(threads)]:
         idle = timed(extra)
         spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             busy = timed(extra)
         finally:
             spinner.kill()
+            spinner.wait()  # reaped: its CPU time counts as this benchmark's children's, not as another user's
         rows.append({"threads": label, "idle_seconds": idle, "busy_seconds": busy, "ratio": busy / idle})
     return {"runs": runs, "epochs": epochs, "rows": rows}
 # ----------------------------------------------------------------------------- 7. --lr-sweep
-def bench_lr_sweep(count, epochs, rounds=3):
-    """The whole --lr-sweep (first sweep and finer ones) against one plain-SGD run of the same epochs,
+def bench_lr_sweep(counts, epochs, rounds=3):
+    """The whole --lr-sweep N (first sweep and finer ones) for each N against one plain-SGD run of the same epochs,
     alternating `rounds` times on the same data; the ratio is of the medians."""
     rows = []
     for model_name in models.BLOG_MODELS:
         torch.manual_seed(0)
         x, y = qr.make_data()
         after_data = torch.get_rng_state()
-        singles, sweeps = [], []
+        singles, sweeps, results = [], {count: [] for count in counts}, {}
         for _ in range(rounds):
             torch.set_rng_state(after_data)
             singles.append(fit(models.MODELS[model_name].build(), x, y, model_name=model_name,
                                epochs=epochs).log.seconds)
-            torch.set_rng_state(after_data)
-            start = time.perf_counter()
-            result = sweep.sweep(model_name, models.MODELS[model_name].build(), x, y, count, {"epochs": epochs})
-            sweeps.append(time.perf_counter() - start)
-        single, seconds = statistics.median(singles), statistics.median(sweeps)
-        rows.append({"model": model_name, "lrs": count, "epochs": epochs, "rounds": rounds,
-                     "single_run_seconds": single, "sweep_seconds": seconds, "vectorized_runs": result.vectorized_runs,
-                     "ratio_to_one_run": seconds / single, "predicted_edge": result.predicted_limit,
-                     "measured_edge": result.measured_limit})
+            for count in counts:
+                torch.set_rng_state(after_data)
+                start = time.perf_counter()
+                results[count] = sweep.sweep(model_name, models.MODELS[model_name].build(), x, y, count,
+                                             {"epochs": epochs})
+                sweeps[count].append(time.perf_counter() - start)
+        single = statistics.median(singles)
+        for count in counts:
+            seconds, result = statistics.median(sweeps[count]), results[count]
+            rows.append({"model": model_name, "lrs": count, "epochs": epochs, "rounds": rounds,
+                         "single_run_seconds": single, "sweep_seconds": seconds,
+                         "vectorized_runs": result.vectorized_runs, "ratio_to_one_run": seconds / single,
+                         "predicted_edge": result.predicted_limit, "measured_edge": result.measured_limit})
     return rows
 
 
@@ -431,31 +640,66 @@ def one_thread(measure):
 
 # each section: (name in the report, measure(quick), its markdown lines), in the order of the tables
 SECTIONS = [
-    ("faithful", lambda quick: bench_faithful(epochs=2_000 if quick else 50_000, rounds=2 if quick else 3),
+    ("faithful", lambda quick: bench_faithful(epochs=300 if quick else 50_000, rounds=1 if quick else 3),
      markdown_faithful),
-    ("time_to_fit", lambda quick: bench_time_to_fit(max_epochs=1_000 if quick else None), markdown_time_to_fit),
-    ("lbfgs_default", lambda quick: bench_lbfgs_default(range(3 if quick else 10), repeats=1 if quick else 3),
+    ("time_to_fit", lambda quick: bench_time_to_fit(max_epochs=100 if quick else None), markdown_time_to_fit),
+    ("lbfgs_default", lambda quick: bench_lbfgs_default(range(2 if quick else 10), repeats=1 if quick else 3),
      markdown_lbfgs_default),
-    ("runs_target", lambda quick: one_thread(bench_runs_target)(100 if quick else 1000, 500 if quick else 20_000,
+    ("runs_target", lambda quick: one_thread(bench_runs_target)(100 if quick else 1000, 100 if quick else 20_000,
                                                                 rounds=1 if quick else 3),
      lambda rows: [markdown_runs_target(rows)]),
-    ("replications", lambda quick: one_thread(bench_replications)([1, 10, 100] if quick else [1, 10, 100, 1000, 10000],
-                                                                  epochs=500 if quick else 20_000),
-     lambda rep: [markdown_replications(rep)]),
-    ("frames", lambda quick: bench_frames(epochs=2_000 if quick else 20_000, rounds=2 if quick else 3),
+    ("growth", lambda quick: one_thread(bench_growth)(GROWTH_RUNS[:3] if quick else GROWTH_RUNS,
+                                                      epochs=50 if quick else 2_000,
+                                                      last_epochs=20 if quick else 500, rounds=1 if quick else 3),
+     markdown_growth),
+    ("whole_process", lambda quick: bench_whole_process(runs=100 if quick else 10_000, epochs=20 if quick else None,
+                                                        rounds=1 if quick else 3), markdown_whole_process),
+    ("checked_runs", lambda quick: one_thread(bench_checked_runs)(runs=300 if quick else 100_000,
+                                                                  epochs=20 if quick else 2_000),
+     markdown_checked_runs),
+    ("frames", lambda quick: bench_frames(epochs=300 if quick else 20_000, rounds=1 if quick else 3),
      markdown_frames),
-    ("lr_sweep", lambda quick: bench_lr_sweep(16 if quick else 64, epochs=300 if quick else 20_000,
-                                              rounds=1 if quick else 3), lambda rows: [markdown_lr_sweep(rows)]),
-    ("startup", lambda quick: bench_startup(repeats=2 if quick else 5), markdown_startup),
-    ("busy_machine", lambda quick: bench_busy_machine(runs=20 if quick else 1000, epochs=100 if quick else 5000),
+    ("lr_sweep", lambda quick: one_thread(bench_lr_sweep)([4, 8] if quick else [64, 256, 1024],
+                                                          epochs=100 if quick else 20_000, rounds=1 if quick else 3),
+     lambda rows: [markdown_lr_sweep(rows)]),
+    ("startup", lambda quick: bench_startup(repeats=1 if quick else 5), markdown_startup),
+    ("busy_machine", lambda quick: bench_busy_machine(runs=20 if quick else 1000, epochs=20 if quick else 5000,
+                                                      threads=(1,) if quick else (1, 2)),
      markdown_busy_machine),
 ]
 
 
 def markdown(report):
-    """The tables of the sections the report holds, in SECTIONS' order."""
-    blocks = ["\n".join(lines(report[name])) for name, _, lines in SECTIONS if name in report]
+    """The tables of the sections the report holds, in SECTIONS' order, each with the machine's state beside it."""
+    states = report["machine_state"]["sections"]
+    blocks = ["\n".join([*lines(report[name]), "", state_line(states[name])])
+              for name, _, lines in SECTIONS if name in report]
     return "\n\n".join(block.strip("\n") for block in blocks)
+
+
+def heading(report):
+    """The first lines: the machine, and whether it was idle through every table."""
+    machine, state = report["machine"], report["machine_state"]
+    lines = [f"Measured on {machine['cpus']} cores ({machine['processor']}), torch {machine['torch']}, "
+             f"Python {machine['python']}, on the CPU."]
+    if state["busy"]:
+        lines.insert(0, "BUSY MACHINE: other processes used more than "
+                        f"{IDLE_LIMIT} cores before or during some tables; these are not idle figures.")
+    else:
+        lines.append(f"The machine was idle before and during every table: other processes used at most "
+                     f"{max(s['others_cores'] for s in [state['before'], *state['sections'].values()]):.2f} cores.")
+    return "\n".join(lines)
+
+
+def measured(names, quick):
+    """Each section's figures, and the machine's state while it was timed."""
+    report, states = {}, {}
+    for name, measure, _ in SECTIONS:
+        if names is None or name in names:
+            start = counters()
+            report[name] = measure(quick)
+            states[name] = machine_state(start, counters())
+    return report, states
 
 
 def main(argv=None):
@@ -465,26 +709,44 @@ def main(argv=None):
                         help="measure these sections only: " + ", ".join(name for name, _, _ in SECTIONS))
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"), help="where to write the numbers")
     parser.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown (for docs/speed.md)")
+    parser.add_argument("--figure", metavar="PATH", help="also draw the growth's cost per run-epoch (a .png)")
+    parser.add_argument("--allow-busy", action="store_true", help="write the files even from a busy machine")
     args = parser.parse_args(argv)
-    quick = args.quick
+    before = state_before(0.5 if args.quick else 2.0)
+    if before["busy"] and not args.allow_busy:
+        print(f"bench.py: the machine is busy ({state_line(before)}); nothing timed, nothing written "
+              "(--allow-busy times it anyway)", file=sys.stderr)
+        return BUSY
     report = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "python": platform.python_version(),
+                          "python": platform.python_version(), "device": "cpu",
                           "torch": torch.__version__, "processor": platform.processor() or platform.machine()},
-              "quick": quick}
-    for name, measure, _ in SECTIONS:
-        if args.only is None or name in args.only:
-            report[name] = measure(quick)
-    machine = report["machine"]
-    print(f"machine: {machine['cpus']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), "
-          f"Python {report['machine']['python']}\n")
+              "quick": args.quick}
+    sections, states = measured(args.only, args.quick)
+    busy = before["busy"] or any(state["busy"] for state in states.values())
+    report.update({"machine_state": {"idle_limit_cores": IDLE_LIMIT, "before": before, "sections": states,
+                                     "busy": busy}, "busy": busy}, **sections)
+    print(heading(report) + "\n")
     print(markdown(report))
+    if busy and not args.allow_busy:
+        print("bench.py: the machine became busy while timing; the tables above are not idle figures, nothing "
+              "written (--allow-busy writes them anyway)", file=sys.stderr)
+        return BUSY
+    write_outputs(args, report)
+    return 0
+
+
+def write_outputs(args, report):
+    """The JSON, and where asked the markdown and the growth's figure."""
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
+    figure = args.figure if "growth" in report else None
+    if figure:
+        growth_figure(report["growth"], figure)
     if args.markdown:
+        link = os.path.relpath(figure, Path(args.markdown).parent) if figure else None
         with open(args.markdown, "w") as f:
-            f.write(f"Measured on {machine['cpus']} cores, torch {machine['torch']}, Python {machine['python']}.\n\n"
-                    + markdown(report) + "\n")
-    return 0
+            f.write(heading(report) + "\n\n" + markdown(report) + "\n"
+                    + (f"\n![the growth: µs per run-epoch against R]({link})\n" if link else ""))
 
 
 if __name__ == "__main__":

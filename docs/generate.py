@@ -291,17 +291,47 @@ def lbfgs_rescaling(seeds, *, slow=True):
     _cog().out(said + "\n\n" + "\n".join(table) + "\n")
 
 
+def bench_results():
+    """The benchmark's numbers behind docs/speed-tables.md, from the same run (docs/bench-results.json)."""
+    return json.loads((ROOT / "docs" / "bench-results.json").read_text())
+
+
+def measured_as(results):
+    """How the machine was while the benchmark timed: what a page says beside a figure it quotes."""
+    busy = results.get("busy")
+    return {False: "measured idle", True: "measured on a busy machine"}.get(busy, "machine state not recorded")
+
+
+def default_run_time():
+    """The README's sentence on the default run's time: the benchmark's "CLI default" row of the params model."""
+    results = bench_results()
+    row = next(r for r in results["time_to_fit"] if (r["model"], r["optimizer"], r["standardize"]) == (
+        "params", "sgd", False))["cli_default"]
+    return (f"The default run trains the blog's `params` model for {row['epochs_run']} epochs: "
+            f"{row['seconds']:.0f} s of training on one core ({measured_as(results)}, [Speed](docs/speed.md)).\n")
+
+
 def main(argv=None):
     check = "--check" in (argv if argv is not None else sys.argv[1:])
     env = dict(os.environ)
     if check:
         env[FAST_ONLY] = "1"
-    else:
-        subprocess.run([sys.executable, "benchmarks/bench.py", "--markdown", "docs/speed-tables.md"],
-                       cwd=ROOT, check=True)
+    else:  # the benchmark refuses a busy machine (exit status 3) before it writes anything: then so does this
+        bench = subprocess.run([sys.executable, "benchmarks/bench.py", "--markdown", "docs/speed-tables.md",
+                                "--json", "docs/bench-results.json", "--figure", "docs/growth.png"], cwd=ROOT)
+        if bench.returncode:
+            return bench.returncode
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench import counters, machine_state
+        start = counters()
     command = [sys.executable, "-m", "cogapp", "-I", str(ROOT / "docs"), "-p", "from generate import *"]
     command += ["--check", "--check-fail-msg", "run: python docs/generate.py"] if check else ["-r"]
-    return subprocess.run(command + FILES, cwd=ROOT, env=env).returncode
+    status = subprocess.run(command + FILES, cwd=ROOT, env=env).returncode
+    if not check and machine_state(start, counters())["busy"]:  # the blocks' printed times are not idle figures
+        print("generate.py: the machine became busy while the blocks ran; their time figures are not idle ones "
+              "(git checkout the pages and run again)", file=sys.stderr)
+        return status or 3
+    return status
 
 
 if __name__ == "__main__":

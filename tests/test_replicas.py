@@ -11,7 +11,13 @@ import torch
 from conftest import fit, run_script, seeded_start
 
 import quadratic_regression as qr
-from beyond_the_blog.many_runs.replicas import Replicas, replication_data, spread_range, summarize_replications
+from beyond_the_blog.many_runs.replicas import (
+    Replicas,
+    Starts,
+    replication_data,
+    spread_range,
+    summarize_replications,
+)
 from beyond_the_blog.models import MODELS
 from beyond_the_blog.optimizers import training_loop
 from beyond_the_blog.steps.batched_gradients import BatchedLinearGradients
@@ -177,11 +183,10 @@ def test_replicas_run_the_models_own_forward_with_vmaps_bits(model_name, per_run
 def test_success_count_sees_a_stuck_run():
     """All four parameters at 0 is a stationary point of the product model: that run must fail."""
     seeds = list(range(20, 26))
-    x, ys, models = replication_data("linear", seeds)
-    with torch.no_grad():
-        for p in models[2].parameters():
-            p.zero_()
-    result = fit(Replicas(models), x, ys, model_name="linear", standardize=True)
+    x, ys, starts = replication_data("linear", seeds)
+    for start in starts.parameters.values():
+        start[2] = 0
+    result = fit(Replicas(starts), x, ys, model_name="linear", standardize=True)
     summary = summarize_replications(result, x, ys, seeds)
     assert summary.succeeded.tolist() == [True, True, False, True, True, True]
     assert summary.failed_seeds == [22]
@@ -275,3 +280,74 @@ def test_saved_replications_load_into_the_model_class_run_by_run(tmp_path):
         assert alone.returncode == 0
         for name, tensor in torch.load(tmp_path / f"alone{r}.pt").items():
             torch.testing.assert_close(model.state_dict()[name], tensor)  # to float32 rounding, as the runs are
+
+
+SEED_SAMPLE = [0, 1, 7, -1, -2**63, -2**63 + 1, 2**31 - 1, 2**32, 2**63, 2**64 - 2]  # the CLI's whole range
+
+
+@pytest.mark.parametrize("model_name", ["params", "linear"])
+def test_each_runs_data_and_start_are_its_single_runs_bit_for_bit(model_name):
+    """Every field the set-up draws, for runs at seeds across the CLI's range: the single run's torch.manual_seed,
+    make_data and model constructor, compared with torch.equal. Runs with seeds next to each other come from
+    one call, as --runs draws them; the global generator is where it was before the set-up."""
+    before = torch.get_rng_state()
+    x, ys, starts = replication_data(model_name, SEED_SAMPLE + [2**64 - 1])
+    assert torch.equal(torch.get_rng_state(), before)
+    assert isinstance(starts, Starts) and len(starts) == len(SEED_SAMPLE) + 1
+    for r, seed in enumerate(SEED_SAMPLE + [2**64 - 1]):
+        torch.manual_seed(seed)
+        x1, y1 = qr.make_data()
+        alone = MODELS[model_name].build()
+        assert torch.equal(x, x1) and torch.equal(ys[r], y1), seed
+        names = [name for name, _ in alone.named_parameters()]
+        assert list(starts.parameters) == names
+        for name, value in alone.named_parameters():
+            assert torch.equal(starts.parameters[name][r], value.detach()), (seed, name)
+            assert torch.equal(starts[r].get_parameter(name), value.detach()), (seed, name)
+
+
+def test_the_set_up_of_a_model_it_has_no_recipe_for_builds_each_run():
+    """A model outside DIRECT_DRAWS (a subclass of the lesson's params model, whose constructor draws its own way)
+    is built run by run, each as its single run builds it."""
+
+    class Shifted(qr.ParamQuadratic):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.nn.Parameter(torch.rand(1, 1) + 30)
+
+    entry = MODELS["params"]
+    from dataclasses import replace
+    MODELS["shifted"] = replace(entry, build=Shifted)
+    try:
+        x, ys, starts = replication_data("shifted", [3, -4])
+    finally:
+        del MODELS["shifted"]
+    for r, seed in enumerate([3, -4]):
+        torch.manual_seed(seed)
+        _, y1 = qr.make_data()
+        alone = Shifted()
+        assert torch.equal(ys[r], y1)
+        assert all(torch.equal(starts.parameters[n][r], v.detach()) for n, v in alone.named_parameters())
+
+
+def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_doubling_it(tmp_path):
+    """--runs 10000 with the gradients by hand, as a user runs it: its peak memory (the kernel's account, started from
+    a small interpreter: a child's peak begins at its parent's size) is below what the memory check assumes
+    (memory_needed, by hand), and the check assumes less than twice it: with autograd's 300 bytes a point it
+    assumed several times the peak and refused runs that fit."""
+    import subprocess
+    import sys
+
+    from conftest import SCRIPT, clean_env
+
+    from beyond_the_blog.system.environment import memory_needed
+    runs, epochs = 10000, 100
+    peak_of_child = ("import resource, subprocess, sys; assert subprocess.call(sys.argv[1:]) == 0; "
+                     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    done = subprocess.run([sys.executable, "-c", peak_of_child, sys.executable, str(SCRIPT), "--model", "linear",
+                           "--runs", str(runs), "--epochs", str(epochs), "-q", "--no-plot"], cwd=tmp_path,
+                          env=clean_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    peak = int(done.stdout.split()[-1]) * 1024  # KiB on Linux
+    needed = memory_needed(epochs, runs, 100, None, by_hand=True).total
+    assert peak <= needed < 2 * peak, (peak, needed)

@@ -31,12 +31,16 @@ class Replicas(nn.Module):
     may add in another order than a single run's: runs equal single runs to float32 rounding.)"""
 
     def __init__(self, models):
+        """models: a list of models, or the Starts of replication_data (their parameters already stacked)."""
         super().__init__()
-        stacked, _ = torch.func.stack_module_state(models)
+        if isinstance(models, Starts):  # copied, so that the Starts still hold where training began
+            model, stacked = models.template, {name: t.clone() for name, t in models.parameters.items()}
+        else:
+            model, stacked = models[0], torch.func.stack_module_state(models)[0]
         self.names = list(stacked)
         self.stacked = nn.ParameterList(nn.Parameter(t) for t in stacked.values())
-        self.template = [copy.deepcopy(models[0]).to("meta")]  # a shape-only model; in a list, so not a submodule
-        self.stacked_model = [stacked_model_of(models[0], dict(zip(self.names, self.stacked)))]  # not a submodule
+        self.template = [copy.deepcopy(model).to("meta")]  # a shape-only model; in a list, so not a submodule
+        self.stacked_model = [stacked_model_of(model, dict(zip(self.names, self.stacked)))]  # not a submodule
         self.direct = None  # whether the stacked model's forward is vmap's, bit for bit: decided on the first call
         self.criterion = SummedRunLosses()  # what fit() trains replicas on: each run's loss, summed
 
@@ -100,15 +104,85 @@ class SummedRunLosses(nn.Module):
         return ((out - target) ** 2).mean(dim=(1, 2))
 
 
+@dataclass(kw_only=True)
+class Starts:
+    """Every run's initial parameters, stacked: row r of each tensor is what the model's constructor draws in the
+    single run with run r's seed. The template is one model of the kind: its names, shapes and forward."""
+    template: nn.Module
+    parameters: dict  # name -> (R, *shape) tensor, in the order of template.named_parameters()
+
+    def __len__(self):
+        return next(iter(self.parameters.values())).shape[0]
+
+    def __getitem__(self, r):
+        """Run r's initial model, for what needs one run's module (the curvature at its start)."""
+        model = copy.deepcopy(self.template)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(self.parameters[name][r])
+        return model
+
+
 def replication_data(model_name, seeds, samples=100, noise=1.0, x_range=(-2.0, 12.0)):
-    """Data and initial models for each seed, each drawn exactly as a single run with that seed."""
-    ys, models = [], []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        x, y = lesson.make_data(samples, noise, x_range)
-        ys.append(y)
+    """Data and initial parameters for each seed, each bit for bit what a single run with that seed draws:
+    torch.manual_seed(seed), make_data's noise, then the model's constructor. Returns (x, ys (R, n, 1), Starts).
+    One generator is seeded per run, the global one is left as it was, and no model is built per run where
+    DIRECT_DRAWS knows the constructor's draws."""
+    seeds = list(seeds)
+    with torch.random.fork_rng(devices=[]):  # the template's and the clean data's draws leave no trace
+        template = MODELS[model_name].build()
+        x, clean = lesson.make_data(samples, 0.0, x_range)  # x and (x - 4)(x - 8): its noise times 0 adds 0
+        draw = DIRECT_DRAWS.get(type(template))
+        if draw is None:
+            draws, parameters = built_one_by_one(model_name, seeds, samples)
+        else:
+            draws, flat = draw_runs(seeds, samples, sum(p.numel() for p in template.parameters()), draw)
+            parameters = split_runs(template, flat)
+    return x, clean + noise * draws, Starts(template=template, parameters=parameters)
+
+
+def draw_runs(seeds, samples, width, draw):
+    """Each run's noise (R, samples, 1) and its constructor's numbers (R, width), from one generator seeded per
+    run: Generator.manual_seed is torch.manual_seed's CPU part (75 times cheaper: no lazy CUDA seeding)."""
+    noise, flat = torch.empty(len(seeds), samples, 1), torch.empty(len(seeds), width)
+    generator = torch.Generator()
+    for seed, noise_row, row in zip(seeds, noise.unbind(0), flat.unbind(0)):
+        generator.manual_seed(seed)
+        noise_row.normal_(generator=generator)  # make_data's torch.randn(x.size())
+        draw(row, generator)
+    return noise, flat
+
+
+def split_runs(template, flat):
+    """The (R, width) rows cut into each parameter's (R, *shape) tensor, in the constructor's order."""
+    shapes = [(name, p.shape) for name, p in template.named_parameters()]
+    pieces = flat.split([shape.numel() for _, shape in shapes], dim=1)
+    return {name: piece.reshape(len(flat), *shape).contiguous() for (name, shape), piece in zip(shapes, pieces)}
+
+
+def built_one_by_one(model_name, seeds, samples):
+    """A model without an entry in DIRECT_DRAWS: each run's draws and model, the global generator seeded per run
+    by its own manual_seed (the caller's fork_rng restores it)."""
+    noise, models = torch.empty(len(seeds), samples, 1), []
+    for r, seed in enumerate(seeds):
+        torch.default_generator.manual_seed(seed)
+        noise[r] = torch.randn(samples, 1)
         models.append(MODELS[model_name].build())
-    return x, torch.stack(ys), models
+    return noise, dict(torch.func.stack_module_state(models)[0])
+
+
+# nn.Linear(1, 1)'s bound of its uniform draws, as its reset_parameters computes it: kaiming_uniform_ with a = √5
+# gives the weight √3·gain/√(fan_in 1) = 0.9999999999999999, the bias 1/√1 = 1; both are 1 in float32
+LINEAR_BOUND = math.sqrt(3.0) * nn.init.calculate_gain("leaky_relu", math.sqrt(5))
+
+
+# What each lesson model's constructor draws after the data, as one call on a run's row (its parameters in order).
+# torch draws fewer than 16 normal or uniform numbers one at a time, so one call draws what the separate
+# parameters' calls draw: test_replicas.py checks every field bit for bit against the single runs.
+DIRECT_DRAWS = {
+    lesson.ParamQuadratic: lambda row, generator: row.normal_(generator=generator),  # three torch.randn(1, 1)
+    lesson.LinearProduct: lambda row, generator: row.uniform_(-LINEAR_BOUND, LINEAR_BOUND, generator=generator),
+}
 
 
 @dataclass(kw_only=True)

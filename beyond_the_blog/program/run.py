@@ -200,11 +200,11 @@ def report_fit(options, f, x, y, least):
 
 def run_replications(options, device, signals):
     seeds = list(range(options.seed, options.seed + options.runs))
-    x, ys, models = replication_data(options.model, seeds, options.samples, options.noise, options.x_range)
+    x, ys, starts = replication_data(options.model, seeds, options.samples, options.noise, options.x_range)
     refused = refused_data(options, x, ys)
     if refused:
         return refused
-    result = fit_with_progress(options, Replicas(models).to(device), options.model,
+    result = fit_with_progress(options, Replicas(starts).to(device), options.model,
                                (x.to(device), ys.to(device), signals.received), label=f"{options.runs} runs",
                                seeds=seeds)
     summary = summarize_replications(result, x, ys, seeds)
@@ -214,7 +214,7 @@ def run_replications(options, device, signals):
         print_interrupted(f"interrupted after {result.log.epochs_run} epochs: "
                           "the summary above is where training stopped")
     if result.log.run_diverged_at is not None:
-        print(replica_divergence_message(result, summary, x, ys, models), file=sys.stderr)
+        print(replica_divergence_message(result, summary, x, ys, starts), file=sys.stderr)
     failed_writes = write_replication_outputs(options, result, x, ys, summary)
     return exit_status(result.log) or written(failed_writes)
 

@@ -17,6 +17,11 @@ from .status import PROG
 BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
 BYTES_PER_RECORD = 2000            # measured: a recorded epoch of one run (its loss, and the path's float64 copy)
 BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's share of a recorded epoch
+# --runs with the gradients by hand keeps no autograd graph: measured peaks of `--model linear --runs R --epochs E`
+# less one run's were 57 bytes per point (R 20000, E 200), 46 with the records (R 100000, E 2000), and 21 per run
+# and further record (R 20000, E 4000 against E 200); rounded up
+BYTES_PER_POINT_BY_HAND = 64
+BYTES_PER_RUN_RECORD_BY_HAND = 32
 TORCH_BYTES = 300 * 2**20          # torch itself, loaded
 ADDRESS_SPACE_BYTES = 450 * 2**20  # measured: the address space torch and matplotlib reserve beyond the memory they
 # use (VmPeak - VmHWM of a small run, 400 to 430 MB): what `ulimit -v` counts and MemAvailable does not
@@ -120,11 +125,14 @@ class MemoryNeed:
         return self.torch + self.data + self.records
 
 
-def memory_needed(epochs, runs, samples, log_interval):
-    """The MemoryNeed of a run of `epochs` epochs, `runs` runs at once, on `samples` points."""
+def memory_needed(epochs, runs, samples, log_interval, by_hand=False):
+    """The MemoryNeed of a run of `epochs` epochs, `runs` runs at once, on `samples` points; `by_hand`: the batched
+    gradients by hand, which keep no autograd graph."""
     records = epochs // (log_interval or 100) + 40
-    return MemoryNeed(torch=TORCH_BYTES, data=runs * samples * BYTES_PER_POINT,
-                      records=records * (BYTES_PER_RECORD + runs * BYTES_PER_RUN_RECORD))
+    per_point, per_run_record = ((BYTES_PER_POINT_BY_HAND, BYTES_PER_RUN_RECORD_BY_HAND) if by_hand
+                                 else (BYTES_PER_POINT, BYTES_PER_RUN_RECORD))
+    return MemoryNeed(torch=TORCH_BYTES, data=runs * samples * per_point,
+                      records=records * (BYTES_PER_RECORD + runs * per_run_record))
 
 
 def memory_shortage(need):
