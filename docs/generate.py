@@ -75,17 +75,47 @@ def shell(command, *, slow=False, head=None, tail=None, grep=None, epochs=None, 
     if result.returncode != expected:
         raise SystemExit(f"{command!r} exited {result.returncode}, not {expected}:\n{result.stderr[-2000:]}")
     text = result.stderr if stderr else result.stdout
-    lines = text.rstrip("\n").splitlines()
+    groups = logical_lines(text.rstrip("\n").splitlines())
     if grep is not None:
-        lines = [line for line in lines if any(g in line for g in grep)]
+        groups = [group for group in groups if any(g in line for line in group for g in grep)]
+    lines = [line for group in groups for line in group]
     if epochs is not None:
         lines = elide_epoch_lines(lines, *epochs)
     if head is not None or tail is not None:
         first, last = head or 0, tail or 0
-        if first + last < len(lines):
-            lines = lines[:first] + ["..."] + (lines[len(lines) - last:] if last else [])
+        if first + last < len(groups):
+            kept = groups[:first] + [["..."]] + (groups[len(groups) - last:] if last else [])
+            lines = [line for group in kept for line in group]
     shown = f"$ {command}" + (f"   # exit status {result.returncode}" if status else "")
     _cog().out("```text\n" + shown + "\n" + "\n".join(lines) + "\n```\n")
+
+
+WIDTH = 100  # the program's prose width (report/text.py), with COLUMNS=100 as _run sets it
+
+
+def logical_lines(lines):
+    """The printed lines grouped into sentences as the program wrote them, so a filter keeps or drops a whole one.
+    A line joins the one before when the program's wrapping put it there (indented two more spaces than its
+    sentence's first line, and its first word did not fit on the line above), or when the line above ends its
+    clause with ',' or ';' and this one starts where the sentence did."""
+    groups = []
+    for line in lines:
+        if groups and continues(groups[-1], line):
+            groups[-1].append(line)
+        else:
+            groups.append([line])
+    return groups
+
+
+def continues(group, line):
+    def indent(text):
+        return len(text) - len(text.lstrip())
+    if not line.strip() or not group[0].strip():
+        return False
+    above, words = group[-1], line.split()
+    wrapped = indent(line) == indent(group[0]) + 2 and len(above) + 1 + len(words[0]) > WIDTH
+    clause_goes_on = above.rstrip().endswith((",", ";")) and indent(line) == indent(group[0])
+    return wrapped or clause_goes_on
 
 
 def elide_epoch_lines(lines, first, last):

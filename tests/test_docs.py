@@ -139,3 +139,65 @@ def test_fast_blocks_equal_what_the_program_prints_now():
     result = subprocess.run([sys.executable, "docs/generate.py", "--check"], cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def text_blocks(markdown):
+    """The program output cog wrote into a page: each fenced text block's lines after its `$ command` line."""
+    generated, _ = generated_and_prose(markdown)
+    return [block.splitlines()[1:] for block in re.findall(r"```text\n(.*?)```", generated, flags=re.S)]
+
+
+def cut_sentences(lines):
+    """Where a block cuts a sentence the program printed whole: a part that ends inside a clause (on ',' or ';'),
+    or a line indented as a wrapped sentence's continuation that does not continue the line above it."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from generate import WIDTH, continues
+
+    def indent(text):
+        return len(text) - len(text.lstrip())
+    cuts = []
+    for i, line in enumerate(lines):
+        nxt = lines[i + 1] if i + 1 < len(lines) else "..."
+        if line.rstrip().endswith((",", ";")) and nxt.strip() in ("...", ""):
+            cuts.append(line)
+        above = lines[i - 1] if i else ""
+        heading = above.strip() == "" or above.endswith((":", "=="))  # a list under its heading is not a wrap
+        looks_continued = (indent(line) == indent(above) + 2 and not heading) or (
+            above.strip() == "..." and indent(line) >= 4)
+        orphan = line[indent(line):indent(line) + 1].islower() and looks_continued and not (
+            len(above) + 1 + len(line.split()[0]) > WIDTH or continues([above], line))
+        if orphan:
+            cuts.append(line)
+    return cuts
+
+
+def test_the_docs_filter_keeps_the_sentences_the_program_wrapped():
+    """generate.logical_lines against the program's own wrapper: every wrapped sentence comes back as one group."""
+    sys.path.insert(0, str(ROOT / "docs"))
+    from generate import logical_lines
+
+    from beyond_the_blog.report.text import wrapped
+    sentences = ["  the slowest direction (mostly c: +0.016, -0.262, +0.965) shrinks by 1 - lr*lambda_min = 0.999987 "
+                 "per epoch: 530000 epochs for a 1000-fold error reduction", "  a short line",
+                 "            true      fitted   least sq.", "  a            1      0.9883      0.9883",
+                 "  float32 stopped it there: the updates lr*dL/d(a, b, c) = (2.6e-08, 4.8e-07, 9.5e-07) are under "
+                 "half the float32 gap at a, b and c", "Where the product lands: y = (w1 x + b1)(w2 x + b2) on x"]
+    printed = [wrapped(s).splitlines() for s in sentences]
+    assert [len(lines) for lines in printed] == [2, 1, 1, 1, 2, 1]  # the test's own premise: two are wrapped
+    assert logical_lines([line for lines in printed for line in lines]) == printed
+    clause = ["  balance: -0.0136 at the start, -0.0132 at the end;", "  gradient descent (nearly) conserves it"]
+    assert logical_lines(clause) == [clause]
+
+
+def test_no_block_cuts_a_sentence():
+    for path in DOCS:
+        for lines in text_blocks(path.read_text(encoding="utf-8")):
+            assert not cut_sentences(lines), f"{path.name} cuts a sentence the program printed: {cut_sentences(lines)}"
+
+
+def test_the_cut_check_finds_a_cut():
+    # the check's own premise: blocks cut as they once were are caught
+    assert cut_sentences(["  the spread matches the standard error: it is the noise in the data,"])
+    assert cut_sentences(["  balance: -0.0136 at the start;", "    flat valley of solutions"])
+    assert not cut_sentences(["  at a minimum one eigenvalue is ~0: (s w1, s b1, w2/s, b2/s) draws the same curve for "
+                              "every s, a", "    flat valley of solutions"])

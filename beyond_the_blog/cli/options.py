@@ -206,10 +206,9 @@ def check_combinations(parser, args):
 def check_memory(parser, args):
     """Refused before training: a run that needs more memory than a limit on this process leaves it."""
     epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize) for m in asked_models(args))
-    runs = args.lr_sweep or args.runs  # an lr sweep trains one run per learning rate
     by_hand = args.runs > 1 and training_loop(args.model, args.optimizer, args.runs, args.batch_size,
                                               args.gradients) == "batched"
-    need = memory_needed(epochs, runs, args.samples, args.log_interval, by_hand)
+    need = memory_needed(epochs, args.lr_sweep or args.runs, args.samples, args.log_interval, by_hand)  # a run per lr
     shortage = memory_shortage(need)
     if shortage is not None:
         runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"

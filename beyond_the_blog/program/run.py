@@ -15,6 +15,7 @@ from ..many_runs.replicas import Replicas, replication_data, summarize_replicati
 from ..many_runs.sweep import sweep
 from ..models import MODELS
 from ..report.explain import explain, explain_divergence
+from ..report.summary import print_summary, summary
 from ..report.text import (
     print_comparison,
     print_explanation,
@@ -136,6 +137,7 @@ def run_single(options, device, signals):
         judge_rise(f.log, f.final_loss)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
+            print_summary(summary(f, least, None, x))
             print(divergence_message(f, x, y), file=sys.stderr)
             if name != options.models[-1]:
                 print(f"{options.models[-1]} was not trained: {name} diverged", file=sys.stderr)
@@ -188,12 +190,14 @@ POINTS_CHECKED = 10  # one point's loss curves most at the largest |input|: its 
 
 
 def report_fit(options, f, x, y, least):
-    """Everything printed after a finished (or interrupted) fit; returns the model's diagnosis."""
+    """Everything printed after a finished (or interrupted) fit: the plain summary first, then the details it
+    rests on; returns the model's diagnosis."""
+    diagnose = MODELS[f.model_name].diagnose
+    diagnosis = diagnose(f, x, y) if diagnose is not None else None
+    print_summary(summary(f, least, diagnosis, x))
     print_fitted(f)
     print_stop(f, options.tol, options.intervals(f.epochs)[0], least)
     print_least_squares(f, least)
-    diagnose = MODELS[f.model_name].diagnose
-    diagnosis = diagnose(f, x, y) if diagnose is not None else None
     print_explanation(explain(diagnosis, f, least))
     return diagnosis
 
