@@ -158,6 +158,28 @@ def text(build, *, slow=False):
     _cog().out(build().rstrip("\n") + "\n")
 
 
+def blog_table():
+    """The post's printed numbers (reference/blog_output.py) beside this program's, from the README's two runs."""
+    import re
+
+    from beyond_the_blog.report.text import format_quadratic
+    from reference.blog_output import BLOG
+    rows = ["| | the post (no seed) | this run (seed 0) |", "|---|---|---|"]
+    for name in ("params", "linear"):
+        printed = _run(f"python quadratic_regression.py --model {name}", slow=name == "params").stdout
+        losses = re.findall(r"^Epoch\[\d+/\d+\], loss:([\d.]+)$", printed, flags=re.M)
+        fitted = re.search(r"^fitted: y = (.*)$", printed, flags=re.M)[1]
+        p = BLOG[name]["parameters"]
+        a, b, c = ((p["a"], p["b"], p["c"]) if name == "params" else
+                   (p["linear1.weight"] * p["linear2.weight"],
+                    p["linear1.weight"] * p["linear2.bias"] + p["linear2.weight"] * p["linear1.bias"],
+                    p["linear1.bias"] * p["linear2.bias"]))
+        rows += [f"| `{name}`: first logged loss | {BLOG[name]['first losses'][0]:.6f} | {losses[0]} |",
+                 f"| `{name}`: last logged loss | {BLOG[name]['last loss']:.6f} | {losses[-1]} |",
+                 f"| `{name}`: fitted y | {format_quadratic((a, b, c))} | {fitted} |"]
+    return "\n".join(rows)
+
+
 def bowl_table():
     """The bowl on x and on z: eigenvalues, condition number, stable lr and the epochs a 1000-fold reduction takes."""
     rows = ["| inputs | eigenvalues of H | condition number | largest stable lr | epochs for 1000× at the default lr |",

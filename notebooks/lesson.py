@@ -211,14 +211,9 @@ for piece in (lesson.make_data, lesson.ParamQuadratic, lesson.train):
 # The blog printed these numbers (copied from the post, not computed here):
 
 # %%
-BLOG = {  # the post's own output: the first and last lines of each program, and the parameters it printed
-    "params": {"first losses": [386.833191, 385.401001, 383.982391, 382.576904, 381.184418],
-               "last loss": 0.985296, "parameters": {"a": 1.0048, "b": -12.0305, "c": 31.8826}},
-    "linear": {"first losses": [448.569519, 444.616638, 441.241089, 438.343903, 435.845673],
-               "last loss": 1.044041,
-               "parameters": {"linear1.weight": 0.7155, "linear1.bias": -5.7249,
-                              "linear2.weight": 1.4002, "linear2.bias": -5.6002}},
-}
+from reference.blog_output import BLOG  # the post's own output: first and last lines, the parameters
+
+print(BLOG)
 
 # %% [markdown]
 # The blog's loop, `lesson.train`, with the blog's `torch.optim.SGD` at its lr, for the first 500 epochs.

@@ -1,5 +1,10 @@
-"""The blog's two models, copied verbatim from the post: the oracle the tests and the benchmark
-compare the script against. (Only the shared class name was split in two, one per model.)"""
+"""The blog's two programs, copied from the post with four changes: the oracle the tests and the benchmark
+compare the script against.
+
+The changes: each model's `if __name__ == "__main__"` block is split into blog_data() and blog_training();
+`Variable(x)` is gone (since PyTorch 0.4 a tensor is its own Variable, and the wrap is a no-op); the prints are
+collected into a list instead of printed; and the plot is left out. The shared class name is split in two, one
+per model. Every line that computes (the data, the models, the loss, the optimizer, the step) is the post's."""
 import torch
 from torch import nn
 

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import fit, run_script, seeded_start
+from conftest import fit, run_main, run_script, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog.many_runs.replicas import (
@@ -267,16 +267,16 @@ def test_the_runs_verdict_follows_from_the_runs_and_their_number(tmp_path, runs)
     assert ("too few runs to tell" in out) == (runs == 3)
 
 
-def test_saved_replications_load_into_the_model_class_run_by_run(tmp_path):
-    result = run_script("--runs", 3, "--seed", 4, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
-                        "--save-model", "runs.pt", "--metrics", "m.json", cwd=tmp_path)
+def test_saved_replications_load_into_the_model_class_run_by_run(tmp_path, capsys):
+    result = run_main(capsys, "--runs", 3, "--seed", 4, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                      "--save-model", "runs.pt", "--metrics", "m.json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     saved = torch.load(tmp_path / "runs.pt")
     for r, seed in enumerate(range(4, 7)):
         model = MODELS["linear"].build()
         model.load_state_dict(saved[r])  # strict: every name and shape of the class
-        alone = run_script("--seed", seed, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
-                           "--save-model", f"alone{r}.pt", cwd=tmp_path)
+        alone = run_main(capsys, "--seed", seed, "--model", "linear", "--epochs", 300, "-q", "--no-plot",
+                         "--save-model", f"alone{r}.pt", cwd=tmp_path)
         assert alone.returncode == 0
         for name, tensor in torch.load(tmp_path / f"alone{r}.pt").items():
             torch.testing.assert_close(model.state_dict()[name], tensor)  # to float32 rounding, as the runs are

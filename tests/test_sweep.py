@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, fit, prose, run_script, seeded_start
+from conftest import bowl_eigenvalues, fit, prose, run_main, run_script, seeded_start
 from torch import nn
 
 import quadratic_regression as qr
@@ -207,18 +207,19 @@ def test_each_lr_near_the_edge_is_the_single_run_bit_for_bit(product_sweep):
 
 @pytest.mark.parametrize("args", [("--model", "params"), ("--model", "params", "--optimizer", "momentum",
                                                             "--standardize")])
-def test_a_short_sweeps_verdicts_are_the_single_runs_at_its_edge(tmp_path, args):
+def test_a_short_sweeps_verdicts_are_the_single_runs_at_its_edge(tmp_path, capsys, args):
     # at 300 epochs the run just above the limit has not overflowed yet: its loss has only grown past its start
-    sweep = run_script(*args, "--lr-sweep", 6, "--epochs", 300, "-q", "--no-plot", "--metrics", "s.json",
-                       cwd=tmp_path)
+    # (the command line's main() in this process: the runs are what the script runs, without its start-up)
+    sweep = run_main(capsys, *args, "--lr-sweep", 6, "--epochs", 300, "-q", "--no-plot", "--metrics", "s.json",
+                     cwd=tmp_path)
     assert sweep.returncode == 0, sweep.stderr
     measured = json.loads((tmp_path / "s.json").read_text())["lr_sweep"]
     every = measured["all_lrs"]  # the grid and the rates added near the edge
     for lr, verdict in zip(every["lrs"], every["verdicts"]):
         if lr not in measured["edge_bracket"]:
             continue
-        single = run_script(*args, "--lr", repr(lr), "--epochs", 300, "--no-plot", "--metrics", "m.json",
-                            cwd=tmp_path)
+        single = run_main(capsys, *args, "--lr", repr(lr), "--epochs", 300, "--no-plot", "--metrics", "m.json",
+                          cwd=tmp_path)
         metrics = json.loads((tmp_path / "m.json").read_text())
         losses = [loss for _, loss in metrics["loss_history"]]
         rose = not np.isfinite(metrics["final_loss"]) or metrics["final_loss"] > losses[0]  # the rule, by hand

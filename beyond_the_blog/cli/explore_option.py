@@ -26,8 +26,8 @@ class ExploreRequest:
 def add_explore_option(add):
     add("--explore", metavar="PATH.html",
         help="write one self-contained HTML page (no server, no network) of real runs: both models, on x and on "
-             "z, with sgd and momentum, about 24 lrs each from a tenth of the default to twice the predicted limit "
-             "(the default lr among them), trained together from the run's start for the default epochs, recorded "
+             "z, with sgd and momentum, 24 lrs each log-spaced from a tenth of the default to twice the predicted "
+             "limit, and the default lr, trained together from the run's start for the default epochs, recorded "
              "at 60 epochs; --model, --optimizer, --standardize and --epochs narrow it; --metrics writes its data")
 
 

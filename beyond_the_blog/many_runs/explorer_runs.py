@@ -1,5 +1,6 @@
-"""The runs behind --explore: for each setting (model, inputs, optimizer) about 24 learning rates trained from the
-same start on the same data as one vectorized computation, recorded at about 60 log-spaced epochs.
+"""The runs behind --explore: for each setting (model, inputs, optimizer) 24 log-spaced learning rates and the
+default one (25, unless the default is among the 24) trained from the same start on the same data as one
+vectorized computation, recorded at about 60 log-spaced epochs.
 
 A setting is the --lr-sweep's machinery (replicas.Replicas: one model with a run axis; sweep.PerRunSGD: one lr
 per run) trained by the lesson's own train_by_hand with every gradient written out by hand for all runs at once

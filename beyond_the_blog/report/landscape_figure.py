@@ -10,11 +10,17 @@ from ..theory.bowl import bowl, path_on_bowl, slice_extent
 from .figures import new_figure, rates, save
 
 DIRECTIONS = (("flattest", "tab:purple"), ("middle", "tab:green"), ("steepest", "tab:red"))
-STYLES = {"params": "-", "linear": ":"}
-# on the bowl the two paths share the valley floor: the product's wide and dotted underneath, params' thin and solid
-# on top of it, so both show where they overlap
-PATH_STYLES = {"params": dict(linestyle="-", linewidth=1.2, markersize=2, zorder=4),
-               "linear": dict(linestyle=":", linewidth=5, markersize=3, zorder=3)}
+# on the bowl the two paths share the valley floor: the first model's (params') thin and solid on top, every other
+# (the product's) wide and dotted underneath, so both show where they overlap; rank() says which a model is
+STYLES = ("-", ":")
+PATH_STYLES = (dict(linestyle="-", linewidth=1.2, markersize=2, zorder=4),
+               dict(linestyle=":", linewidth=5, markersize=3, zorder=3))
+STALL_STYLES = ("-.", ":")
+
+
+def rank(model_name):
+    """0 for the model table's first model, 1 for every other: which of the two styles above it is drawn in."""
+    return min(list(MODELS).index(model_name), 1)
 ZOOM = 0.32  # the inset's side, as a fraction of the bowl's axes
 ROOM = (0.12, 0.09, 0.02, 0.11)  # what its tick labels and its title take left, below, right and above it
 
@@ -25,7 +31,9 @@ def plot_landscape(fits, x, y, path, show=False):
     trained_on = fits[0]
     inputs = trained_on.standardization(x)
     the_bowl = bowl(inputs, y)
-    paths = [path_on_bowl(f, the_bowl) for f in fits]
+    # plain SGD on a model linear in its parameters follows (I - lr H)^k exactly: the dashed prediction applies
+    paths = [path_on_bowl(f, the_bowl, exact=f.optimizer == "sgd" and MODELS[f.model_name].constant_hessian)
+             for f in fits]
     product = [p for p in paths if p.layer_sizes is not None]
     fig = new_figure(show, figsize=(17 if product else 12, 7), layout="constrained")
     axes = fig.subplots(1, 3 if product else 2)
@@ -69,13 +77,13 @@ def draw_bowl(ax, the_bowl, paths, space, fits):
 def draw_paths(ax, paths, labels):
     """Each path on the bowl's plane, params' on top of the product's, with a marker at its start and its end."""
     for p in paths:
-        color, style = MODELS[p.model_name].color, PATH_STYLES.get(p.model_name, PATH_STYLES["params"])
+        color, style = MODELS[p.model_name].color, PATH_STYLES[rank(p.model_name)]
         where = "" if labels else "zoom:"
         ax.plot(p.errors[:, 2].numpy(), p.errors[:, 0].numpy(), marker=".", color=color,
                 label=f"{p.model_name} path" if labels else None, gid=f"{where}path:{p.model_name}", **style)
         ax.plot(p.errors[0, 2].item(), p.errors[0, 0].item(), "o", color=color, markersize=7, zorder=5,
                 gid=f"{where}start:{p.model_name}")
-        hollow = p.model_name == "params"  # larger and hollow: the product's end shows inside it where they meet
+        hollow = rank(p.model_name) == 0  # larger and hollow: the product's end shows inside it where they meet
         ax.plot(p.errors[-1, 2].item(), p.errors[-1, 0].item(), "s", color=color, markersize=11 if hollow else 7,
                 markerfacecolor="none" if hollow else color, markeredgewidth=2, zorder=6,
                 gid=f"{where}end:{p.model_name}")
@@ -129,7 +137,7 @@ def draw_eigen_errors(ax, the_bowl, paths, fits):
         epochs = np.array(p.epochs[1:], dtype=float)  # epoch 0 has no place on a log axis
         for i, (name, color) in enumerate(DIRECTIONS):
             measured = p.errors[1:, i].abs().numpy()
-            ax.plot(epochs, np.where(measured > 0, measured, np.nan), STYLES.get(p.model_name, "-"), color=color,
+            ax.plot(epochs, np.where(measured > 0, measured, np.nan), STYLES[rank(p.model_name)], color=color,
                     linewidth=1.5, label=f"{p.model_name}: {name} (lambda {ev[i]:.3g})",
                     gid=f"error:{p.model_name}:{i}")
             if p.predicted is not None:
@@ -137,7 +145,7 @@ def draw_eigen_errors(ax, the_bowl, paths, fits):
                         label="(1 - lr lambda)^k |e_0|, exact arithmetic" if i == 0 else None,
                         gid=f"predicted:{p.model_name}:{i}")
         if p.stall is not None:  # each model's stall in its own color and dash, so the two read apart
-            ax.axvline(p.stall, color=MODELS[p.model_name].color, linestyle="-." if p.model_name == "params" else ":",
+            ax.axvline(p.stall, color=MODELS[p.model_name].color, linestyle=STALL_STYLES[rank(p.model_name)],
                        linewidth=1.5,
                        label=f"{p.model_name}: float32 stall from epoch {p.stall}", gid=f"stall:{p.model_name}")
     measured = torch.cat([p.errors[1:].abs().reshape(-1) for p in paths])

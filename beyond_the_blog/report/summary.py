@@ -6,7 +6,7 @@ the divergence error), so a beginner reads these first and the details after.
 """
 import torch
 
-from ..models import Standardization
+from ..models import MODELS, Standardization
 from ..optimizers import OPTIMIZERS
 from ..theory.curvature import params_hessian
 from ..theory.diagnosis import ParamsDiagnosis
@@ -74,7 +74,7 @@ def why_lines(fit, diagnosis, distance):
 
 def fix_line(fit, x):
     """The flag that would help most, and the fact below that says why."""
-    if fit.model_name == "params" and not fit.standardize and OPTIMIZERS[fit.optimizer].gradient_steps:
+    if MODELS[fit.model_name].constant_hessian and not fit.standardize and OPTIMIZERS[fit.optimizer].gradient_steps:
         now, then = (condition_number(inputs) for inputs in (x, Standardization.of(x)(x)))
         if then < now:
             return (f"What would fix it: --standardize, which brings the condition number from {now:.2g} "

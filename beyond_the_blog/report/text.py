@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 from ..many_runs.replicas import SMALLEST_EXCESS
+from ..models import MODELS
 from ..theory.least_squares import TRUE_COEFFICIENTS
 from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR, distance_from_least_squares, within_one_percent
 
@@ -175,9 +176,11 @@ def print_comparison(fits, least):
     print(f"  least-squares loss {floor:.6f}; first logged epoch within 1% of it: "
           + ", ".join(f"{k} {v if v else 'never'}" for k, v in reached.items()))
     if all(reached.values()):
-        ratio = reached["params"] / reached["linear"]
+        first, second = (f.model_name for f in fits)
+        ratio = reached[first] / reached[second]
         pace = f"{ratio:.1f} times sooner" if ratio >= 1 else f"{1 / ratio:.1f} times later"
-        print(f"  linear got there {pace} (the blog says 500000/20000 = 25 times sooner)")
+        blog = [MODELS[name].defaults["sgd", False][1] for name in (first, second)]  # the blog's epochs
+        print(f"  {second} got there {pace} (the blog says {blog[0]}/{blog[1]} = {blog[0] / blog[1]:g} times sooner)")
 
 
 def print_replications(fit, summary):

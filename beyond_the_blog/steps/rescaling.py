@@ -1,10 +1,11 @@
 """The product model's rescaling symmetry, and what L-BFGS needs of it.
 
 (w1 x + b1)(w2 x + b2) draws the same curve for (s w1, s b1, w2/s, b2/s), any s > 0: a valley of
-equal loss. Gradient descent keeps the balance (w1² + b1²) - (w2² + b2²) nearly constant, so the
-blog's SGD never wanders along it. L-BFGS does: its steps are not gradient steps, and on raw x it
-drifts to ever more unequal layers (seed 11: |(w1, b1)| ~ 1e5, |(w2, b2)| ~ 1e-5), where the loss is
-so badly conditioned that it stalls 200 times above the least-squares loss, reporting no progress.
+equal loss. At a small lr, gradient descent keeps the balance (w1² + b1²) - (w2² + b2²) nearly constant, so
+the blog's SGD stays put along it (near the lr limit it does not: docs/lr-limits.md). L-BFGS wanders: its
+steps are not gradient steps, and on raw x it drifts to ever more unequal layers (seed 11: |(w1, b1)| ~ 1e5,
+|(w2, b2)| ~ 1e-5), where the loss is so badly conditioned that it stalls 200 times above the least-squares
+loss, reporting no progress.
 About one seed in twenty did. Rescaling the layers to equal sizes moves along the valley only (the
 same curve, the loss unchanged up to rounding) and restores the conditioning; L-BFGS, whose memory
 of curvature was measured in the old scaling, then starts afresh (updates.LBFGSEpoch).

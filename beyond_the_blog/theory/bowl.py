@@ -80,12 +80,12 @@ class PathOnBowl:
 
 
 
-def path_on_bowl(fit, bowl_):
-    """Project a fit's recorded trajectory (space trained in) onto the bowl's axes."""
+def path_on_bowl(fit, bowl_, exact):
+    """Project a fit's recorded trajectory (space trained in) onto the bowl's axes; `exact`: plain SGD on a model
+    linear in its parameters, whose errors (1 - lr λ)^k predicts."""
     trajectory = fit.trajectory
     coefficients = trajectory.coefficients_trained()
     errors = bowl_.errors(coefficients)
-    exact = fit.optimizer == "sgd" and fit.model_name == "params"
     predicted = predicted_errors(bowl_, errors[0], fit.lr, trajectory.epochs) if exact else None
     result = PathOnBowl(model_name=fit.model_name, epochs=trajectory.epochs, errors=errors, predicted=predicted,
                         stall=stall_epoch(trajectory.epochs,
