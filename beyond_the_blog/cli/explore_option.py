@@ -6,11 +6,12 @@ import argparse
 from dataclasses import dataclass
 
 from ..models import BLOG_MODELS
+from ..system.paths import ANIMATE, EXPLORE, LANDSCAPE, PLOT, SAVE_MODEL
 
 EXPLORE_OPTIMIZERS = ("sgd", "momentum")  # the optimizers with a predicted stability limit
-ONE_RUN_ONLY = {"--lr-sweep": "lr_sweep", "--animate": "animate", "--landscape": "landscape",
-                "--lr": "lr", "--tol": "tol", "--save-model": "save_model", "--batch-size": "batch_size",
-                "--plot": "plot", "--log-interval": "log_interval"}  # what --explore chooses, prints or draws itself
+ONE_RUN_ONLY = {"--lr-sweep": "lr_sweep", ANIMATE: "animate", LANDSCAPE: "landscape",
+                "--lr": "lr", "--tol": "tol", SAVE_MODEL: "save_model", "--batch-size": "batch_size",
+                PLOT: "plot", "--log-interval": "log_interval"}  # what --explore chooses, prints or draws itself
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +25,7 @@ class ExploreRequest:
 
 
 def add_explore_option(add):
-    add("--explore", metavar="PATH.html",
+    add(EXPLORE, metavar="PATH.html",
         help="write one self-contained HTML page (no server, no network) of real runs: both models, on x and on "
              "z, with sgd and momentum, 24 lrs each log-spaced from a tenth of the default to twice the predicted "
              "limit, and the default lr, trained together from the run's start for the default epochs, recorded "

@@ -9,16 +9,21 @@ from dataclasses import dataclass
 
 from ..models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
 from ..optimizers import MOMENTUM, OPTIMIZERS, training_loop
-from ..system.environment import (
-    available_cores,
-    matplotlib_problem,
-    memory_needed,
-    memory_shortage,
-    threads_from_environment,
+from ..system.environment import available_cores, matplotlib_problem, threads_from_environment
+from ..system.paths import (
+    ANIMATE,
+    EXPLORE,
+    LANDSCAPE,
+    METRICS,
+    PLOT,
+    SAVE_MODEL,
+    OutputError,
+    check_targets,
+    figure_name,
 )
-from ..system.paths import OutputError, check_targets, figure_name
 from ..system.status import PROG, ExitStatus, exit_statuses_help, one_line, shown
 from .explore_option import add_explore_option, check_explore
+from .limits import check_float32_range, check_memory
 
 DEFAULT_SEED = 0
 SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
@@ -83,12 +88,12 @@ def build_parser():
     add("--log-interval", type=int, metavar="K",
         help="print the loss every K epochs, 0 for never (default: 100, the blog's; a tenth of --epochs below "
              "1000 epochs)")
-    add("--plot", metavar="PATH", help="where to write the figure (default: quadratic_regression_<model>.png)")
+    add(PLOT, metavar="PATH", help="where to write the figure (default: quadratic_regression_<model>.png)")
     add("--no-plot", action="store_true", help="do not draw the figure")
     add("--no-show", action="store_true", help="never open a window (none opens anyway without a display)")
-    add("--animate", metavar="PATH.gif", help="write a GIF of the fitted curve through training")
-    add("--metrics", metavar="PATH", help="write the results as JSON")
-    add("--save-model", metavar="PATH",
+    add(ANIMATE, metavar="PATH.gif", help="write a GIF of the fitted curve through training")
+    add(METRICS, metavar="PATH", help="write the results as JSON")
+    add(SAVE_MODEL, metavar="PATH",
         help="save the trained state_dict with torch.save; with --runs R a list of R state_dicts, run r's at index r")
     add("--device", choices=("cpu", "cuda", "mps"), default="cpu", help="where to train (default: cpu)")
     add("-q", "--quiet", action="store_true", help="no epoch lines and no progress bar")
@@ -110,7 +115,7 @@ def add_beyond_options(add):
     add("--threads", type=int, metavar="N",
         help="torch threads (default: the OMP_NUM_THREADS environment variable if set, else 1: the tensors here "
              "are too small to gain from more, and a second thread waits on a busy core)")
-    add("--landscape", metavar="PATH",
+    add(LANDSCAPE, metavar="PATH",
         help="write a figure of the loss bowl over (a, b, c), sliced through the least-squares optimum along the "
              "Hessian's steepest and flattest eigenvectors, with the run's path on it, the error along each "
              "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
@@ -125,15 +130,15 @@ def add_beyond_options(add):
 
 def check_outputs(parser, args):
     """Fail now, not after a minute of training, if an output cannot be written where asked."""
-    outputs = {"--plot": args.plot, "--animate": args.animate, "--metrics": args.metrics,
-               "--save-model": args.save_model, "--landscape": args.landscape, "--explore": args.explore}
+    outputs = {PLOT: args.plot, ANIMATE: args.animate, METRICS: args.metrics,
+               SAVE_MODEL: args.save_model, LANDSCAPE: args.landscape, EXPLORE: args.explore}
     if args.plot is None and not args.no_plot:
-        outputs["--plot"] = default_plot_path(args.model, args.runs, args.lr_sweep)
+        outputs[PLOT] = default_plot_path(args.model, args.runs, args.lr_sweep)
     try:
         check_targets(outputs)
     except OutputError as error:
         parser.error(str(error))
-    problem = any(outputs[option] for option in ("--plot", "--animate", "--landscape")) and matplotlib_problem()
+    problem = any(outputs[option] for option in (PLOT, ANIMATE, LANDSCAPE)) and matplotlib_problem()
     if problem:
         parser.error(problem)
 
@@ -197,37 +202,10 @@ def check_combinations(parser, args):
     if args.plot is not None and args.no_plot:
         parser.error("--plot and --no-plot contradict each other")
     check_why_options(parser, args)
-    check_memory(parser, args)
+    check_memory(parser, args, asked_models(args))
     if args.seed + args.runs - 1 > SEED_RANGE[1]:
         parser.error(f"--runs {args.runs}: the seeds of the runs, {args.seed} + r, pass 2**64 - 1")
     check_float32_range(parser, args)
-
-
-def check_memory(parser, args):
-    """Refused before training: a run that needs more memory than a limit on this process leaves it."""
-    epochs = args.epochs or max(default_epochs(args.optimizer, m, args.standardize) for m in asked_models(args))
-    by_hand = args.runs > 1 and training_loop(args.model, args.optimizer, args.runs, args.batch_size,
-                                              args.gradients) == "batched"
-    need = memory_needed(epochs, args.lr_sweep or args.runs, args.samples, args.log_interval, by_hand)  # a run per lr
-    shortage = memory_shortage(need)
-    if shortage is not None:
-        runs = f"--lr-sweep {args.lr_sweep}" if args.lr_sweep else f"--runs {args.runs}"
-        _, cause = max((need.torch, "torch itself"), (need.data, f"the data of --samples {args.samples} with {runs}"),
-                       (need.records, f"the losses of --epochs {epochs}, one every {args.log_interval or 100} epochs"))
-        parser.error(f"this run needs about {need.total / 2**30:.3g} GiB of memory, most of it for {cause}; {shortage}")
-
-
-FLOAT32_MAX = 3.4028234663852886e38
-
-
-def check_float32_range(parser, args):
-    """The data and its squared error must stay inside float32, or the loss is inf from the first epoch."""
-    lo, hi = args.x_range
-    true_y = [abs((v - 4) * (v - 8)) for v in (lo, hi)] + ([4.0] if lo <= 6 <= hi else [])
-    largest = max(true_y) + 6 * args.noise  # six standard deviations: no noise draw of 100 million goes past
-    if max(abs(lo), abs(hi)) ** 2 >= FLOAT32_MAX or (2 * largest) ** 2 >= FLOAT32_MAX:
-        parser.error(f"--x-range {lo:g} {hi:g} with --noise {args.noise:g}: y reaches about {largest:.2g}, and the "
-                     f"squared error of a fit, the loss, would pass float32's largest number ({FLOAT32_MAX:.3g})")
 
 
 def check_stages(parser, args):

@@ -9,7 +9,7 @@ from ..models import default_epochs
 from ..report import explorer_page
 from ..report.explorer_page import megabytes, page_bytes, page_data, page_size_bound
 from ..report.text import print_interrupted, wrapped
-from ..system.paths import write_json
+from ..system.paths import EXPLORE, METRICS, write_json
 from ..system.status import PROG, ExitStatus, refuse
 from ..training.monitor import Progress
 from .data import refused_data
@@ -68,10 +68,10 @@ def write_page(options, explored, data, partial=False):
         print(f"{PROG}: error: could not write --explore {request.path}: {error}", file=sys.stderr)
         return ExitStatus.IO_ERROR
     part = ", partial" if partial else ""
-    outputs = [("--explore", request.path, lambda path: write_bytes(path, html),
+    outputs = [(EXPLORE, request.path, lambda path: write_bytes(path, html),
                 f"explorer written to {request.path} ({megabytes(len(html))}{part}): open it in a browser")]
     if options.metrics:
-        outputs.append(("--metrics", options.metrics, lambda path: write_json(path, page),
+        outputs.append((METRICS, options.metrics, lambda path: write_json(path, page),
                         f"metrics written to {options.metrics}{part}"))
     return ExitStatus.IO_ERROR if write_each(outputs) else ExitStatus.SUCCESS
 

@@ -17,7 +17,7 @@ from ..report.figures import (
     write_animation,
 )
 from ..report.landscape_figure import plot_landscape
-from ..system.paths import atomic_path, write_json, written_in_place
+from ..system.paths import ANIMATE, LANDSCAPE, METRICS, PLOT, SAVE_MODEL, atomic_path, write_json, written_in_place
 from ..system.status import PROG, error_line, shown
 from ..theory.diagnosis import LinearDiagnosis, ParamsDiagnosis
 from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR
@@ -44,10 +44,10 @@ def write_single_outputs(options, fits, diagnoses, x, y, least, full_batch=()):
     show = not options.no_show and can_show()
     outputs = []
     if options.plot:
-        outputs.append(("--plot", options.plot, lambda path: plot_fits(fits, x, y, least, path, show, full_batch),
+        outputs.append((PLOT, options.plot, lambda path: plot_fits(fits, x, y, least, path, show, full_batch),
                         f"figure written to {options.plot}"))
     if options.animate and fits[0].log.frames:
-        outputs.append(("--animate", options.animate, lambda path: write_animation(path, x, y, fits[0]),
+        outputs.append((ANIMATE, options.animate, lambda path: write_animation(path, x, y, fits[0]),
                         f"animation written to {options.animate} ({len(fits[0].log.frames)} frames)"))
     elif options.animate:
         print(f"{PROG}: --animate {options.animate} not written: training stopped before its first frame",
@@ -63,12 +63,12 @@ def write_single_outputs(options, fits, diagnoses, x, y, least, full_batch=()):
                 "final_loss": companion.final_loss, "epochs_run": companion.log.epochs_run,
                 "interrupted": companion.log.stop_reason == "interrupted"}
         data = records if options.model == "both" else records[options.model]
-        outputs.append(("--metrics", options.metrics, lambda path: write_json(path, data),
+        outputs.append((METRICS, options.metrics, lambda path: write_json(path, data),
                         f"metrics written to {options.metrics}"))
     if options.save_model:
         states = {f.model_name: f.model.state_dict() for f in fits}
         state = states if options.model == "both" else states[options.model]
-        outputs.append(("--save-model", options.save_model, lambda path: torch.save(state, path),
+        outputs.append((SAVE_MODEL, options.save_model, lambda path: torch.save(state, path),
                         f"model saved to {options.save_model}"))
     failed = write_each(outputs)
     show_figure(show and options.plot)
@@ -83,18 +83,18 @@ def landscape_output(path, fits, x, y):
     if not drawn:
         print(f"{PROG}: --landscape {path} not written: the run diverged, its path leaves the bowl", file=sys.stderr)
         return []
-    return [("--landscape", path, lambda temporary: plot_landscape(drawn, x.cpu(), y.cpu(), temporary),
+    return [(LANDSCAPE, path, lambda temporary: plot_landscape(drawn, x.cpu(), y.cpu(), temporary),
              f"landscape written to {path}")]
 
 
 def write_sweep_outputs(options, result):
     outputs = []
     if options.plot:
-        outputs.append(("--plot", options.plot, lambda path: plot_sweep(result, path),
+        outputs.append((PLOT, options.plot, lambda path: plot_sweep(result, path),
                         f"figure written to {options.plot}"))
     if options.metrics:
         data = sweep_metrics(result, options.seed)
-        outputs.append(("--metrics", options.metrics, lambda path: write_json(path, data),
+        outputs.append((METRICS, options.metrics, lambda path: write_json(path, data),
                         f"metrics written to {options.metrics}"))
     return write_each(outputs)
 
@@ -103,16 +103,16 @@ def write_replication_outputs(options, result, x, ys, summary):
     show = not options.no_show and can_show()
     outputs = []
     if options.plot:
-        outputs.append(("--plot", options.plot, lambda path: plot_replications(result, x, ys, summary, path, show),
+        outputs.append((PLOT, options.plot, lambda path: plot_replications(result, x, ys, summary, path, show),
                         f"figure written to {options.plot}"))
     if options.metrics:
         data = replication_metrics(result, summary, options.seed)
-        outputs.append(("--metrics", options.metrics, lambda path: write_json(path, data),
+        outputs.append((METRICS, options.metrics, lambda path: write_json(path, data),
                         f"metrics written to {options.metrics}"))
     if options.save_model:
         # one state_dict per run, in seed order: MODELS[name].build().load_state_dict(torch.load(path)[r]) loads run r
         runs = [{k: v[r].cpu().clone() for k, v in result.parameters.items()} for r in range(options.runs)]
-        outputs.append(("--save-model", options.save_model, lambda path: torch.save(runs, path),
+        outputs.append((SAVE_MODEL, options.save_model, lambda path: torch.save(runs, path),
                         f"model saved to {options.save_model}"))
     failed = write_each(outputs)
     show_figure(show and options.plot)

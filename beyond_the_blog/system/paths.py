@@ -22,7 +22,10 @@ from .status import shown
 # What Figure.savefig writes with the Agg canvas (tests/test_outputs.py checks it against matplotlib's own list)
 FIGURE_FORMATS = ("avif", "eps", "gif", "jpeg", "jpg", "pdf", "pgf", "png", "ps", "raw", "rgba", "svg", "svgz",
                   "tif", "tiff", "webp")
-FIGURE_OPTIONS = ("--plot", "--landscape")
+# the options that write a file, each spelled here once: the command line defines them, the outputs name them
+PLOT, ANIMATE, LANDSCAPE, METRICS, SAVE_MODEL, EXPLORE = (
+    "--plot", "--animate", "--landscape", "--metrics", "--save-model", "--explore")
+FIGURE_OPTIONS = (PLOT, LANDSCAPE)
 WRITTEN_INTO = ("device", "fifo", "mounted file")  # what a rename would replace, or cannot
 STREAMS = ("device", "fifo")  # several outputs may go into one: /dev/null, a pipe's reader
 
@@ -57,9 +60,9 @@ def check_targets(outputs):
             raise OutputError(f"{targets[target]} and {option} name the same file, {shown(path)}")
         if target is not None:
             targets[target] = option
-    animation = outputs.get("--animate") and os.path.basename(outputs["--animate"])
+    animation = outputs.get(ANIMATE) and os.path.basename(outputs[ANIMATE])
     if animation is not None and not (animation.lower().endswith(".gif") and len(animation) > len(".gif")):
-        raise OutputError(f"--animate {shown(outputs['--animate'])}: needs a file name ending in .gif, such as fit.gif")
+        raise OutputError(f"--animate {shown(outputs[ANIMATE])}: needs a file name ending in .gif, such as fit.gif")
 
 
 def check_name(option, path):
