@@ -318,11 +318,11 @@ beside_the_blog(linear_fit)
 # The right panel shows the error along each direction against the epoch.
 
 # %%
-from beyond_the_blog.report.landscape_figure import draw_bowl, draw_eigen_errors
-from beyond_the_blog.theory.bowl import bowl, path_on_bowl
+from beyond_the_blog.report.landscape_figure import draw_bowl, draw_eigen_errors, path_of
+from beyond_the_blog.theory.bowl import bowl
 
 the_bowl = bowl(x, y)
-path = path_on_bowl(params_fit, the_bowl)
+path = path_of(params_fit, the_bowl)
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), layout="constrained")
 draw_bowl(left, the_bowl, [path], "x", [params_fit])
 draw_eigen_errors(right, the_bowl, [path], [params_fit])
@@ -425,7 +425,7 @@ def draw_play(result, x_, y_, gone):
         axes[2].set_axis_off()
     else:
         the_bowl_ = bowl(result.standardization(x_), y_)
-        draw_bowl(axes[2], the_bowl_, [path_on_bowl(result, the_bowl_)], "z" if result.standardize else "x", [result])
+        draw_bowl(axes[2], the_bowl_, [path_of(result, the_bowl_)], "z" if result.standardize else "x", [result])
     plt.show()
 
 

@@ -25,15 +25,19 @@ ZOOM = 0.32  # the inset's side, as a fraction of the bowl's axes
 ROOM = (0.12, 0.09, 0.02, 0.11)  # what its tick labels and its title take left, below, right and above it
 
 
+
+def path_of(fit, the_bowl):
+    """The fit's path on the bowl; plain SGD on a model linear in its parameters follows (I - lr H)^k exactly, so
+    its path carries that prediction."""
+    return path_on_bowl(fit, the_bowl, exact=fit.optimizer == "sgd" and MODELS[fit.model_name].constant_hessian)
+
 def plot_landscape(fits, x, y, path, show=False):
     """--landscape: the bowl's slice with each fit's path, the error along each eigenvector against
     the epoch, and for the product model its two layers' sizes. Returns the figure."""
     trained_on = fits[0]
     inputs = trained_on.standardization(x)
     the_bowl = bowl(inputs, y)
-    # plain SGD on a model linear in its parameters follows (I - lr H)^k exactly: the dashed prediction applies
-    paths = [path_on_bowl(f, the_bowl, exact=f.optimizer == "sgd" and MODELS[f.model_name].constant_hessian)
-             for f in fits]
+    paths = [path_of(f, the_bowl) for f in fits]
     product = [p for p in paths if p.layer_sizes is not None]
     fig = new_figure(show, figsize=(17 if product else 12, 7), layout="constrained")
     axes = fig.subplots(1, 3 if product else 2)
