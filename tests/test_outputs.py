@@ -46,8 +46,8 @@ def test_a_link_is_followed_and_stays_a_link(tmp_path):
     assert json.loads((tmp_path / "real" / "m.json").read_text())["epochs_run"] == 200
 
 
-def test_the_printed_name_is_the_written_name(tmp_path):
-    result = run_script("--model", "linear", "--epochs", "200", "--plot", "noext", cwd=tmp_path)
+def test_the_printed_name_is_the_written_name(tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--epochs", "200", "--plot", "noext", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "figure written to noext.png" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["noext.png"]

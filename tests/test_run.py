@@ -15,7 +15,7 @@ import time
 
 import pytest
 import torch
-from conftest import SCRIPT, clean_env, lstsq_loss, run_script, seeded_data
+from conftest import SCRIPT, clean_env, lstsq_loss, run_main, run_script, seeded_data
 
 import quadratic_regression as qr
 
@@ -109,10 +109,11 @@ def test_quiet_has_no_epoch_lines(tmp_path):
     assert "Epoch[" not in result.stdout and "linear1.weight tensor" in result.stdout
 
 
-def test_log_interval(tmp_path):
-    result = run_script("--model", "linear", "--epochs", "500", "--log-interval", "250", "--no-plot", cwd=tmp_path)
+def test_log_interval(tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--epochs", "500", "--log-interval", "250", "--no-plot",
+                      cwd=tmp_path)
     assert [m[1] for m in EPOCH_LINE.finditer(result.stdout)] == ["250", "500"]
-    result = run_script("--model", "linear", "--epochs", "500", "--log-interval", "0", "--no-plot", cwd=tmp_path)
+    result = run_main(capsys, "--model", "linear", "--epochs", "500", "--log-interval", "0", "--no-plot", cwd=tmp_path)
     assert "Epoch[" not in result.stdout
 
 
