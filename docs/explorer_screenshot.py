@@ -7,25 +7,17 @@ A state is "open" (the page as it opens), "past" (one lr past the limit: its gui
 as "linear,x,momentum" (at its default lr and last epoch). Needs selenium and Debian's chromium and chromium-driver
 (what tests/test_explorer_browser.py drives).
 """
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import chromium
 
 STATES = {"open": "", "past": "document.querySelectorAll('#steps button')[1].click()"}
 
 
 def screenshot(page, png, width=1400, state="open"):
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={width},1000",
-                     "--hide-scrollbars"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = chromium(width, 1000)
     try:
         driver.get(Path(page).resolve().as_uri())
         deadline = time.monotonic() + 60

@@ -6,18 +6,15 @@ its opening and the bowl. The controls of part 5 are not drawn: a static page ha
 
 Needs notebooks/requirements.txt (nbconvert comes with it), selenium, and Debian's chromium and chromium-driver.
 """
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from browser import chromium
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "lesson.ipynb"
@@ -34,12 +31,7 @@ def executed_html():
 
 
 def screenshot(html, pngs):
-    options = Options()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", f"--window-size={WINDOW[0]},{WINDOW[1]}",
-                     "--hide-scrollbars"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver = chromium(*WINDOW)
     try:
         driver.get(Path(html).resolve().as_uri())
         time.sleep(1)  # the page's fonts and images
