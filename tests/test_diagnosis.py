@@ -51,8 +51,7 @@ def test_float32_line_prints_update_over_half_gap():
     assert np.array_equal(end32.astype(np.float32).astype(np.float64), end32)
     result, _, _ = recorded_fit("params", epochs=10)
     diagnosis = diagnose_params(x, 2e-5, y, torch.zeros(3, dtype=torch.float64), torch.tensor(end32), 10)
-    line = next(text for text in explain.explain_params_end(diagnosis, result, least_squares(x, y))
-                if "float32 stopped it" in text)
+    line = prose(explain.frozen_updates(diagnosis, cause=True))  # the line as the default run prints it
     step = np.abs(2e-5 * 2 / 100 * features.T @ (features @ end32 - targets))
     half_gap = np.spacing(np.abs(end32).astype(np.float32)).astype(np.float64) / 2
     printed = [float(v) for v in re.search(r"update / half-gap = ([0-9., ]+),", line).group(1).split(", ")]

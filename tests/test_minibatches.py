@@ -4,7 +4,7 @@ figure draws the full-batch curve of the same settings beside the minibatch one.
 import numpy as np
 import pytest
 import torch
-from conftest import fit, metrics_of, seeded_data
+from conftest import fit, metrics_of, prose, seeded_data
 from torch import nn
 
 import quadratic_regression as qr
@@ -84,7 +84,7 @@ def test_the_figure_draws_the_full_batch_curve_beside_the_minibatch_one(tmp_path
     full_status, _, full = metrics_of(tmp_path, capsys, "--epochs", "500", "-q")
     assert status == full_status == 0 and metrics["batch_size"] == 10 and full["batch_size"] is None
     assert metrics["final_loss"] < full["final_loss"]  # ten steps an epoch: further along after 500 epochs
-    assert f"the same settings on the full batch (drawn dashed in the figure): {full['final_loss']:.6f}" in out
+    assert f"the same settings on the full batch (drawn dashed in the figure): {full['final_loss']:.6f}" in prose(out)
     minibatch, x, y = minibatch_fit("params", 0, 10, 500)
     torch.manual_seed(0)
     qr.make_data()

@@ -8,7 +8,8 @@ from ..many_runs.explorer_runs import LEARNING_RATES, data_and_starts, recorded_
 from ..models import default_epochs
 from ..report import explorer_page
 from ..report.explorer_page import megabytes, page_bytes, page_data, page_size_bound
-from ..report.text import print_interrupted, wrapped
+from ..report.text import print_interrupted
+from ..report.words import count, wrapped
 from ..system.paths import EXPLORE, METRICS, write_json
 from ..system.status import PROG, ExitStatus, refuse
 from ..training.monitor import Progress
@@ -88,6 +89,7 @@ def print_explored(runs):
              "the start": "at the start"}[runs.limit_where]
     start = f", {runs.start_limit:.3g} at the start" if runs.start_limit is not None else ""
     verdict = f"{len(diverged)} diverged (the smallest lr of them {min(diverged):.3g})" if diverged else "none diverged"
-    print(wrapped(f"{runs.setting.label}: {len(runs.lrs)} lrs x {runs.epochs} epochs in {runs.seconds:.1f} s; "
+    trained = f"{count(len(runs.lrs), 'lr')} x {count(runs.epochs, 'epoch')}"
+    print(wrapped(f"{runs.setting.label}: {trained} in {runs.seconds:.1f} s; "
                   f"predicted limit {runs.limit_formula} = {runs.limit:.3g} ({where}{start}); {verdict}"))
     sys.stdout.flush()

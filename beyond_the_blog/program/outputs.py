@@ -17,6 +17,7 @@ from ..report.figures import (
     write_animation,
 )
 from ..report.landscape_figure import plot_landscape
+from ..report.words import count
 from ..system.paths import ANIMATE, LANDSCAPE, METRICS, PLOT, SAVE_MODEL, atomic_path, write_json, written_in_place
 from ..system.status import PROG, error_line, shown
 from ..theory.diagnosis import LinearDiagnosis, ParamsDiagnosis
@@ -48,7 +49,7 @@ def write_single_outputs(options, fits, diagnoses, x, y, least, full_batch=()):
                         f"figure written to {options.plot}"))
     if options.animate and fits[0].log.frames:
         outputs.append((ANIMATE, options.animate, lambda path: write_animation(path, x, y, fits[0]),
-                        f"animation written to {options.animate} ({len(fits[0].log.frames)} frames)"))
+                        f"animation written to {options.animate} ({count(len(fits[0].log.frames), 'frame')})"))
     elif options.animate:
         print(f"{PROG}: --animate {options.animate} not written: training stopped before its first frame",
               file=sys.stderr)

@@ -20,6 +20,7 @@ from ..optimizers import OPTIMIZERS
 from ..system.paths import json_safe
 from ..theory.least_squares import TRUE_COEFFICIENTS, least_squares
 from ..training.judge import at_edge_of_stability, within_one_percent
+from .words import count
 
 MAX_PAGE_BYTES = 8 * 2**20   # small enough to commit or mail; the page is about 5.7 MB at the defaults
 GRID = 41                    # points on each side of the bowl's slice
@@ -112,8 +113,8 @@ def about(data):
                if explorer.get("partial") else "")
     return (f"Seed {explorer['seed']}, {explorer['samples']} points, x from {lo:g} to {hi:g}, noise "
             f"{explorer['noise']:g}. Each setting trained {lrs} learning rates from one start as one vectorized "
-            f"PyTorch computation, for {epochs} epochs, recorded at {records} epochs. The page only shows "
-            f"them.{partial}")
+            f"PyTorch computation, for {count(epochs, 'epoch')}, recorded at {count(records, 'epoch')}. "
+            f"The page only shows them.{partial}")
 
 
 PAGE = """<!DOCTYPE html>

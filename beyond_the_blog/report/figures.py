@@ -12,6 +12,7 @@ import torch
 
 from ..models import MODELS
 from ..theory.least_squares import TRUE_COEFFICIENTS
+from .words import count
 
 READABLE = {"font.size": 11, "legend.fontsize": 10, "axes.titlesize": 11}  # at least 9 pt at the README's width
 NON_INTERACTIVE_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -161,7 +162,8 @@ def draw_replica_fits(ax, fit_result, x, ys, summary):
             curves = [np.column_stack([grid, curve(c, grid)]) for c in fit_result.coefficients[chosen]]
             ax.add_collection(LineCollection(curves, linewidths=2, **style))
     ax.set(xlabel="x", ylabel="y", title=f"model {fit_result.model_name}, {runs} runs: "
-           f"{int(summary.succeeded.sum())} reached least squares\n{rates([fit_result])}, {fit_result.epochs} epochs")
+           f"{int(summary.succeeded.sum())} reached least squares\n{rates([fit_result])}, "
+           f"{count(fit_result.epochs, 'epoch')}")
     for handle in ax.legend().legend_handles:
         handle.set_alpha(1)  # the faint lines, drawn solid in the legend
 
@@ -250,10 +252,10 @@ def plot_sweep(sweep, path, show=False):
                      gid=f"sweep:{verdict}")
     loss_ax.axhline(sweep.least_squares_loss, color="k", linestyle="--", linewidth=1, label="least squares")
     loss_ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss",
-                title=f"Final loss after {sweep.epochs} epochs ({sweep.model_name}, {sweep.optimizer})")
+                title=f"Final loss after {count(sweep.epochs, 'epoch')} ({sweep.model_name}, {sweep.optimizer})")
     speed_ax.plot(lrs, reached, "o-", markersize=3, color="tab:blue", gid="sweep:epochs")
     if not np.isfinite(reached).any():
-        speed_ax.text(0.5, 0.5, f"no run got within 1% in {sweep.epochs} epochs", transform=speed_ax.transAxes,
+        speed_ax.text(0.5, 0.5, f"no run got within 1% in {count(sweep.epochs, 'epoch')}", transform=speed_ax.transAxes,
                       ha="center")
     fastest = np.nanmin(reached) if np.isfinite(reached).any() else 1
     speed_ax.set(xscale="log", yscale="log", ylim=(max(1, fastest / 2), 2 * sweep.epochs), xlabel="learning rate",

@@ -4,12 +4,14 @@ How close the fit is to the best possible, why it stopped where it did, and what
 Each line states what a detail printed below it shows (the least-squares table, the stop line, the diagnosis,
 the divergence error), so a beginner reads these first and the details after.
 """
+import math
+
 import torch
 
 from ..models import MODELS, Standardization
 from ..optimizers import OPTIMIZERS
 from ..theory.curvature import params_hessian
-from ..theory.diagnosis import ParamsDiagnosis
+from ..theory.diagnosis import ParamsDiagnosis, float32_held_it, slowest_shrink
 from ..training.judge import CONVERGED_ATOL, distance_from_least_squares
 from .text import loss_text
 
@@ -28,7 +30,7 @@ def summary(fit, least, diagnosis, x):
         lines = [f"In short: the fit has not reached the best possible (least squares): "
                  f"{'abc'[int(distances.argmax())]} is still {distance:.3g} away."]
     lines += [loss_line(fit.final_loss, least)]
-    lines += why_lines(fit, diagnosis, distance)
+    lines += why_lines(fit, diagnosis, distance, least)
     if distance > CONVERGED_ATOL:
         lines += [fix_line(fit, x)]
     return [line for line in lines if line][:LINES]
@@ -46,7 +48,7 @@ def loss_line(final, least):
             f"{loss_text(floor)}.")
 
 
-def why_lines(fit, diagnosis, distance):
+def why_lines(fit, diagnosis, distance, least):
     """Why it ended where it did: a signal, a stop rule, the slowest direction's pace, float32's rounding."""
     log = fit.log
     if log.stop_reason == "interrupted":
@@ -58,14 +60,12 @@ def why_lines(fit, diagnosis, distance):
         return [f"It got there within its {epochs(fit.epochs)}."]
     lines = [f"It used all {epochs(fit.epochs)} and ran out before getting there."]
     if isinstance(diagnosis, ParamsDiagnosis) and OPTIMIZERS[fit.optimizer].gradient_steps:
-        rates = (1 - fit.lr * diagnosis.eigenvalues).abs()
-        slowest = int(rates.argmax())
-        rate = rates[slowest].item()
-        if rate < 1:
+        slowest, log_rate = slowest_shrink(diagnosis.eigenvalues, fit.lr)
+        if log_rate < 0:
             main = "abc"[int(diagnosis.eigenvectors[:, slowest].abs().argmax())]
-            lines = [f"Why so slow: each epoch removes only {percent(1 - rate)} of the error along the slowest "
-                     f"direction (mostly {main})."]
-        if diagnosis.frozen and fit.optimizer == "sgd":
+            lines = [f"Why so slow: each epoch removes only {percent(-math.expm1(log_rate))} of the error along "
+                     f"the slowest direction (mostly {main})."]
+        if float32_held_it(diagnosis, fit.coefficients[0], least.coefficients[0]):
             names = " and ".join(", ".join("abc"[i] for i in diagnosis.frozen).rsplit(", ", 1))
             them = "it" if len(diagnosis.frozen) == 1 else "them"
             lines.append(f"Then float32 froze {names}: the last updates were too small to change {them}.")

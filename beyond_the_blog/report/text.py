@@ -2,12 +2,12 @@
 function, the least-squares table, the side-by-side comparison, the replications and the lr sweep."""
 import math
 import sys
-import textwrap
 
 from ..many_runs.replicas import SMALLEST_EXCESS
 from ..models import MODELS
 from ..theory.least_squares import TRUE_COEFFICIENTS
 from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR, distance_from_least_squares, within_one_percent
+from .words import WIDTH, count, wrapped  # noqa: F401  (WIDTH and wrapped: the names other modules import here)
 
 
 def fixed(value, decimals=4, sign=""):
@@ -58,7 +58,8 @@ def print_stop(fit, tol, record_interval, least):
     """Why training ended, when it was not at the last epoch."""
     log = fit.log
     if log.stop_reason == "interrupted":
-        print_interrupted(f"interrupted after {log.epochs_run} epochs: the parameters above are where training stopped")
+        print_interrupted(f"interrupted after {count(log.epochs_run, 'epoch')}: "
+                          "the parameters above are where training stopped")
     if log.stop_reason == "converged" and log.epochs_run < fit.epochs:
         print(wrapped(f"stopped at epoch {log.epochs_run} of {fit.epochs}: converged: the loss no longer changed "
                       f"(see --help) and a, b, c are within {CONVERGED_ATOL:g} of the least-squares fit"))
@@ -68,8 +69,8 @@ def print_stop(fit, tol, record_interval, least):
                       f"and a, b or c is {distance_from_least_squares(fit.coefficients, least)[0]:.3g} from "
                       "the least-squares fit"))
     if log.stop_reason == "tol":
-        print(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
-              f"(relative) over the last {record_interval} epochs")
+        print(wrapped(f"stopped early at epoch {log.epochs_run}: the loss fell by less than --tol {tol:g} "
+                      f"(relative) over the last {count(record_interval, 'epoch')}"))
 
 
 def stall_gap(final, least):
@@ -87,16 +88,6 @@ def print_interrupted(message):
     print(message, file=sys.stderr)
 
 
-WIDTH = 100  # a terminal's width: prose wraps on words here; tables and the blog's lines keep theirs
-
-
-def wrapped(line):
-    """A line of prose wrapped on words at WIDTH; its continuation lines indented two more spaces."""
-    indent = line[:len(line) - len(line.lstrip())]
-    return textwrap.fill(line, WIDTH, subsequent_indent=indent + "  ", break_long_words=False,
-                         break_on_hyphens=False)
-
-
 def print_explanation(lines):
     """A diagnosis's explanation (explain.py), after a blank line, wrapped for a terminal."""
     if lines:
@@ -110,8 +101,8 @@ def print_full_batch_companion(fit, companion, batch_size):
                           f"{companion.log.epochs_run} of {companion.epochs}, so its curve is partial; "
                           f"the run with batches of {batch_size} above is whole")
         return
-    print(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
-          f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}")
+    print(wrapped(f"{fit.model_name}: final loss {fit.final_loss:.6f} with batches of {batch_size}; the same "
+                  f"settings on the full batch (drawn dashed in the figure): {companion.final_loss:.6f}"))
 
 
 def print_least_squares(fit, least):
@@ -132,8 +123,8 @@ def print_least_squares(fit, least):
             row += f"{cell(fixed(se), 12)}   [{fixed(lo)}, {fixed(hi)}] {inside} the true value"
         print(row)
     floor = least.loss[0].item()
-    print(f"  final loss {loss_text(fit.final_loss)}; least-squares loss {loss_text(floor)}, "
-          f"the floor no quadratic can beat on this data ({loss_gap(fit.final_loss, floor, least.scale)})")
+    print(wrapped(f"  final loss {loss_text(fit.final_loss)}; least-squares loss {loss_text(floor)}, "
+                  f"the floor no quadratic can beat on this data ({loss_gap(fit.final_loss, floor, least.scale)})"))
 
 
 def loss_text(loss):
@@ -173,8 +164,8 @@ def print_comparison(fits, least):
         print(f"  {label:24s}" + "".join(f"{v:>34s}" for v in values))
     floor = least.loss[0].item()
     reached = {f.model_name: first_epoch_within_one_percent(f.log.history, least) for f in fits}
-    print(f"  least-squares loss {floor:.6f}; first logged epoch within 1% of it: "
-          + ", ".join(f"{k} {v if v else 'never'}" for k, v in reached.items()))
+    print(wrapped(f"  least-squares loss {floor:.6f}; first logged epoch within 1% of it: "
+                  + ", ".join(f"{k} {v if v else 'never'}" for k, v in reached.items())))
     if all(reached.values()):
         first, second = (f.model_name for f in fits)
         ratio = reached[first] / reached[second]
@@ -187,17 +178,17 @@ def print_replications(fit, summary):
     runs = len(summary.seeds)
     print()
     gradients = "the gradients by hand over all runs" if fit.gradients == "manual" else "autograd"
-    print(f"{runs} runs (seeds {summary.seeds[0]}-{summary.seeds[-1]}), {fit.log.epochs_run} epochs "
-          f"in {fit.log.seconds:.2f} s with {gradients}:")
-    print(f"  {int(summary.succeeded.sum())} of {runs} succeeded "
-          "(final loss within 1% of the run's own least-squares loss)")
+    print(wrapped(f"{runs} runs (seeds {summary.seeds[0]}-{summary.seeds[-1]}), {count(fit.log.epochs_run, 'epoch')} "
+                  f"in {fit.log.seconds:.2f} s with {gradients}:"))
+    print(wrapped(f"  {int(summary.succeeded.sum())} of {runs} succeeded "
+                  "(final loss within 1% of the run's own least-squares loss)"))
     failed = summary.failed_seeds
     if failed:
-        print(f"  failed seeds: {seed_list(failed)}")
+        print(wrapped(f"  failed seeds: {seed_list(failed)}"))
     diverged = summary.diverged_seeds
     if diverged:
-        print(f"  {len(diverged)} of them diverged (their loss became inf/NaN), seeds {seed_list(diverged)}: "
-              "they are left out of the means and spreads below")
+        print(wrapped(f"  {len(diverged)} of them diverged (their loss became inf/NaN), seeds {seed_list(diverged)}: "
+                      f"{'it is' if len(diverged) == 1 else 'they are'} left out of the means and spreads below"))
     print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'std (succeeded)':>17s}{'mean LS std. error':>20s}")
     for i, name in enumerate("abc"):
         print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{cell(statistic(summary.coefficients_mean[i]), 14)}"
@@ -206,10 +197,12 @@ def print_replications(fit, summary):
     for reason in summary.missing_statistics:
         print(f"  n/a: {reason}")
     verdict, hi, succeeded = summary.spread_verdict, summary.spread_bound, int(summary.succeeded.sum())
-    within = f"{succeeded} runs' standard deviation is within {hi:.2f} times the standard error 95% of the time"
-    lines = {"training": f"the spread of the {succeeded} succeeded runs is wider than the least-squares standard "
-                         f"error allows ({within}): the training adds to it",
-             "noise": f"the spread of the {succeeded} succeeded runs matches the least-squares standard error "
+    within = f"{count(succeeded, 'run')}' standard deviation is within {hi:.2f} times the standard error 95% of the " \
+        "time"
+    spread = f"the spread of the {count(succeeded, 'succeeded run')}"
+    lines = {"training": f"{spread} is wider than the least-squares standard error allows ({within}): the training "
+                         "adds to it",
+             "noise": f"{spread} matches the least-squares standard error "
                       f"({within}): it is the noise in the data, not the training",
              "too few": f"too few runs to tell whether the training adds to the spread: {within}, so even a "
                         f"spread {SMALLEST_EXCESS:g} times wider could pass for noise"}
@@ -237,10 +230,10 @@ def print_sweep(sweep):
         "its runs equal the single runs to float32 rounding, not bit for bit"
     print()
     print(wrapped(f"Learning-rate sweep ({sweep.model_name}, {sweep.optimizer}, on {space}): {len(lrs)} learning rates "
-          f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {sweep.epochs} epochs each, trained together from the same start "
-          f"with {window_words(sweep)} ({sweep.seconds:.2f} s, "
-          f"{sweep.vectorized_runs} vectorized run{'s' if sweep.vectorized_runs > 1 else ''}"
-          f"{f' after a pilot of {sweep.pilot_epochs} epochs' if sweep.pilot_epochs else ''}); {exact}"))
+          f"from {lrs[0]:.3g} to {lrs[-1]:.3g}, {count(sweep.epochs, 'epoch')} each, trained together from the same "
+          f"start with {window_words(sweep)} ({sweep.seconds:.2f} s, "
+          f"{count(sweep.vectorized_runs, 'vectorized run')}"
+          f"{' after a pilot of ' + count(sweep.pilot_epochs, 'epoch') if sweep.pilot_epochs else ''}); {exact}"))
     times = "" if DIVERGED_FACTOR == 1 else f"{DIVERGED_FACTOR:g} times "
     print(wrapped(f"  a run diverged if its final loss is inf/NaN or above {times}its starting loss; it converged if "
                   f"a, b and c are each within {CONVERGED_ATOL:g} of least squares"))
@@ -267,10 +260,10 @@ def print_measured_limit(sweep):
     elif lo is None:
         print(f"  measured limit{provisional}: none, every learning rate diverged")
     else:
-        print(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged")
+        print(wrapped(f"  measured limit{provisional}: above {lo:.4g}, the largest lr swept: none diverged"))
     above = sweep.survived_above
     if above:
-        print(wrapped(f"  the edge is not sharp: {len(above)} lr{'s' if len(above) > 1 else ''} above {hi:.4g} did "
+        print(wrapped(f"  the edge is not sharp: {count(len(above), 'lr')} above {hi:.4g} did "
                       f"not diverge ({lr_range(above)}; --metrics lists them)"))
 
 
@@ -288,7 +281,7 @@ def print_edge_of_stability(sweep):
     lrs = [sweep.rows.lrs[r] for r in rows]
     gap = max(abs(lr / sweep.end_limits[r] - 1) for lr, r in zip(lrs, rows))
     balances = [sweep.end_balances[r] for r in rows]
-    print(wrapped(f"  {len(rows)} run{'s' if len(rows) > 1 else ''} converged with an lr above it "
+    print(wrapped(f"  {count(len(rows), 'run')} converged with an lr above it "
                   f"({lr_range(lrs)}): each ended where {sweep.limit_formula} is within {100 * gap:.2g}% of its "
                   f"lr, at the edge of stability; their balance at the end is between {min(balances):+.4g} and "
                   f"{max(balances):+.4g}"))
@@ -308,13 +301,13 @@ def window_words(sweep):
 
 
 def print_sweep_table(sweep):
-    count = len(sweep.lrs)
-    rows = sorted({round(i * (count - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)}) if count > TABLE_ROWS \
-        else range(count)
+    swept = len(sweep.lrs)
+    rows = sorted({round(i * (swept - 1) / (TABLE_ROWS - 1)) for i in range(TABLE_ROWS)}) if swept > TABLE_ROWS \
+        else range(swept)
     local = bool(sweep.end_limits)
     end_header = f"{sweep.limit_formula + ' at the end':>26s}" if local else ""
-    print(f"  epochs to 1%: the first recorded epoch within 1% of the least-squares loss "
-          f"{sweep.least_squares_loss:.6f}")
+    print(wrapped(f"  epochs to 1%: the first recorded epoch within 1% of the least-squares loss "
+                  f"{sweep.least_squares_loss:.6f}"))
     print(f"  {'lr':>11s}{'final loss':>14s}  {'verdict':<14s}{end_header}   epochs to 1%")
     for i in rows:
         reached = sweep.epochs_to_1pct[i]
@@ -325,5 +318,5 @@ def print_sweep_table(sweep):
             end = f"{limit:26.4g}" if math.isfinite(limit) else " " * 26
         print(f"  {sweep.lrs[i]:11.4g}{final:>14s}  {sweep.verdicts[i]:<14s}{end}   "
               f"{reached if reached is not None else 'never'}")
-    if count > TABLE_ROWS:
-        print(f"  ({len(rows)} of {count} rows; --metrics has them all)")
+    if swept > TABLE_ROWS:
+        print(f"  ({len(rows)} of {count(swept, 'row')}; --metrics has them all)")
