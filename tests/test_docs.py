@@ -201,3 +201,9 @@ def test_the_cut_check_finds_a_cut():
     assert cut_sentences(["  balance: -0.0136 at the start;", "    flat valley of solutions"])
     assert not cut_sentences(["  at a minimum one eigenvalue is ~0: (s w1, s b1, w2/s, b2/s) draws the same curve for "
                               "every s, a", "    flat valley of solutions"])
+
+
+def test_the_tests_page_names_every_test_file():
+    page = (ROOT / "docs" / "tests.md").read_text(encoding="utf-8")
+    missing = [p.name for p in sorted((ROOT / "tests").glob("test_*.py")) if f"`{p.name}`" not in page]
+    assert not missing, f"docs/tests.md does not say what these prove: {missing}"
