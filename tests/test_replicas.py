@@ -331,10 +331,11 @@ def test_the_set_up_of_a_model_it_has_no_recipe_for_builds_each_run():
 
 
 def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_doubling_it(tmp_path):
-    """--runs 10000 with the gradients by hand, as a user runs it: its peak memory (the kernel's account, started from
-    a small interpreter: a child's peak begins at its parent's size) is below what the memory check assumes
-    (memory_needed, by hand), and the check assumes less than twice it: with autograd's 300 bytes a point it
-    assumed several times the peak and refused runs that fit."""
+    """--runs 10000 with the gradients by hand, as a user runs it: what its peak memory adds to one run's peak (the
+    kernel's account, started from a small interpreter: a child's peak begins at its parent's size) is below what the
+    memory check adds for those runs (memory_needed, by hand), and the check adds less than twice it: with autograd's
+    300 bytes a point it assumed several times the peak and refused runs that fit. The increments are compared
+    because torch's own size differs between machines."""
     import subprocess
     import sys
 
@@ -344,10 +345,15 @@ def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_dou
     runs, epochs = 10000, 100
     peak_of_child = ("import resource, subprocess, sys; assert subprocess.call(sys.argv[1:]) == 0; "
                      "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    done = subprocess.run([sys.executable, "-c", peak_of_child, sys.executable, str(SCRIPT), "--model", "linear",
-                           "--runs", str(runs), "--epochs", str(epochs), "-q", "--no-plot"], cwd=tmp_path,
-                          env=clean_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    peak = int(done.stdout.split()[-1]) * 1024  # KiB on Linux
-    needed = memory_needed(epochs, runs, 100, None, by_hand=True).total
-    assert peak <= needed < 2 * peak, (peak, needed)
+
+    def peak(runs):
+        done = subprocess.run([sys.executable, "-c", peak_of_child, sys.executable, str(SCRIPT), "--model", "linear",
+                               "--runs", str(runs), "--epochs", str(epochs), "-q", "--no-plot"], cwd=tmp_path,
+                              env=clean_env(), capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.split()[-1]) * 1024  # KiB on Linux
+
+    added = peak(runs) - peak(1)
+    needed = (memory_needed(epochs, runs, 100, None, by_hand=True).total
+              - memory_needed(epochs, 1, 100, None, by_hand=True).total)
+    assert added <= needed < 2 * added, (added, needed)

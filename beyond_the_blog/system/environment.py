@@ -22,7 +22,7 @@ BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's sha
 # and further record (R 20000, E 4000 against E 200); rounded up
 BYTES_PER_POINT_BY_HAND = 64
 BYTES_PER_RUN_RECORD_BY_HAND = 32
-TORCH_BYTES = 300 * 2**20          # torch itself, loaded
+TORCH_BYTES = 400 * 2**20          # torch itself, loaded: one run's peak measured 250 to 370 MB on two machines
 ADDRESS_SPACE_BYTES = 450 * 2**20  # measured: the address space torch and matplotlib reserve beyond the memory they
 # use (VmPeak - VmHWM of a small run, 400 to 430 MB): what `ulimit -v` counts and MemAvailable does not
 
