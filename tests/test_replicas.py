@@ -108,9 +108,10 @@ def test_a_run_that_diverges_among_the_replicas_is_found_at_its_epoch(model_name
 
 
 def by_hand_monitor(record_interval=100):
-    """A BatchedMonitor's record epochs, as fit() configures it (only its records() and checks() are used)."""
+    """A BatchedMonitor's record epochs, as fit() configures it without a stop rule (only its records() and checks()
+    are used)."""
     monitor = batched_runs.BatchedMonitor.__new__(batched_runs.BatchedMonitor)
-    monitor.record_interval, monitor.last_epoch = record_interval, None
+    monitor.record_interval, monitor.last_epoch, monitor.converged = record_interval, None, None
     return monitor
 
 

@@ -26,8 +26,8 @@ MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
 
 
 STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
-lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
-interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
+lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over 100 epochs
+(a tenth of a shorter run), whatever --log-interval is; lbfgs: once an epoch (up to 20 iterations) leaves the loss
 exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
 least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
 --epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:

@@ -92,7 +92,7 @@ def fit_with_progress(options, model, name, data, label, record=None, seeds=None
                        shuffle_seeds=tuple(seeds or [options.seed]), record_interval=record_interval,
                        on_record=chain(progress, recorder), tol=options.tol,
                        frame_epochs=tuple(frame_epochs(epochs)) if record == "frames" else (),
-                       converged=convergence_rule(options.optimizer, record_interval)
+                       converged=convergence_rule(options.optimizer, epochs)
                        if options.stop_when_converged else None)
     try:
         result = fit(model, x, y, config, signals=signals)

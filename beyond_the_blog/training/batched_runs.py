@@ -53,7 +53,8 @@ class BatchedMonitor(Monitor):
         return epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS  # where the Monitor records
 
     def checks(self, epoch):
-        return self.records(epoch) or epoch % CHECK_INTERVAL == 0 or epoch == self.last_epoch
+        return (self.records(epoch) or epoch % CHECK_INTERVAL == 0 or epoch == self.last_epoch
+                or self.rule_compares(epoch))
 
     def __call__(self, epoch, epochs, losses, out):
         self.log.epochs_run = epoch
@@ -63,6 +64,8 @@ class BatchedMonitor(Monitor):
                 return True  # every run has diverged (the second note only if the bracket found nothing new)
             if self.records(epoch) and self.record(epoch, losses):
                 return True
+            if self.settled(epoch, losses):
+                return self.stop("converged")
             self.saved = (epoch, self.state())
         if self.signals:
             return self.train_bracket_again(epoch) or self.stop("interrupted")
