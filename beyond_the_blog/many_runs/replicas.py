@@ -16,7 +16,7 @@ import quadratic_regression as lesson
 
 from ..models import MODELS
 from ..theory.least_squares import LeastSquares, least_squares
-from ..training.judge import within_one_percent
+from ..training.judge import RunVerdicts, distance_from_least_squares, judge_replicas, within_one_percent
 
 
 class Replicas(nn.Module):
@@ -191,7 +191,7 @@ class ReplicationSummary:
     diverge. A statistic that cannot be computed is NaN, and missing_statistics says why."""
     seeds: list
     succeeded: torch.Tensor          # (R,) bool: final loss within 1% of the run's own least squares
-    diverged: torch.Tensor           # (R,) bool: the run's loss or coefficients became inf/NaN
+    judged: RunVerdicts              # each run's verdict, as its single run's (judge.judge_replicas)
     least: LeastSquares
     coefficients_mean: torch.Tensor  # over the runs that did not diverge
     coefficients_std: torch.Tensor
@@ -200,6 +200,11 @@ class ReplicationSummary:
     missing_statistics: list         # why a statistic above is n/a
     spread_verdict: str | None = None  # noise | training | too few: see spread_verdict()
     spread_bound: float = math.nan     # the largest spread / standard error the succeeded runs' sampling allows
+
+    @property
+    def diverged(self):
+        """(R,) bool: the run diverged (its loss became inf/NaN, or it ended above its start)."""
+        return self.judged.diverged
 
     @property
     def failed_seeds(self):
@@ -211,10 +216,14 @@ class ReplicationSummary:
 
 
 def summarize_replications(fit_result, x, ys, seeds):
+    """Each run judged as its single run is (judge.judge_replicas: this sets the log's stop_reason when every run
+    diverged), which runs succeeded, and the statistics of those that did not diverge."""
     least = least_squares(x, ys)
     final = fit_result.final_loss.double()
     coefficients = fit_result.coefficients
-    diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
+    judged = judge_replicas(fit_result.log, fit_result.end_loss,
+                            distance_from_least_squares(coefficients, least))
+    diverged = judged.diverged
     scale = (ys.double() ** 2).mean().item()
     succeeded = ~diverged & (final <= within_one_percent(least.loss, scale))  # of the run's own optimum
     kept, missing = coefficients[~diverged], []
@@ -226,7 +235,7 @@ def summarize_replications(fit_result, x, ys, seeds):
         missing.append(f"the spread of the succeeded runs needs at least 2 of them ({int(succeeded.sum())} here)")
     if least.stderr is None:
         missing.append(f"a standard error needs more than 3 points ({x.numel()} here: no residual is left)")
-    summary = ReplicationSummary(seeds=list(seeds), succeeded=succeeded, diverged=diverged, least=least,
+    summary = ReplicationSummary(seeds=list(seeds), succeeded=succeeded, judged=judged, least=least,
                                  coefficients_mean=mean, coefficients_std=kept.std(dim=0) if len(kept) > 1 else nan,
                                  spread_succeeded=coefficients[succeeded].std(dim=0) if succeeded.sum() > 1 else nan,
                                  mean_stderr=least.stderr.mean(dim=0) if least.stderr is not None else nan,

@@ -71,6 +71,11 @@ class BatchedMonitor(Monitor):
             return self.train_bracket_again(epoch) or self.stop("interrupted")
         return False
 
+    def loss_at_end(self):
+        """Each run's loss after the last step, by the gradients' own run_losses, as every checked loss was."""
+        self.batched()  # the residual at the parameters training ended with (the gradients it sets go unused)
+        return self.batched.run_losses().cpu()
+
     def newly_diverged(self, losses):
         bad = ~torch.isfinite(losses)
         at = self.log.run_diverged_at

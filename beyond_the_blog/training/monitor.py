@@ -104,6 +104,13 @@ class Monitor:
         at.masked_fill_(~torch.isfinite(losses) & (at == 0), epoch)
         return bool(at.all()) and self.stop("diverged")
 
+    def loss_at_end(self):
+        """The loss after the last step, computed as each epoch's loss was (the same function, in the space trained
+        in): what the judge holds against the start. For replicated runs, one per run."""
+        with torch.no_grad():
+            out = self.model(self.inputs)
+            return self.per_run(out, self.y).cpu() if self.per_run is not None else self.criterion(out, self.y).item()
+
     def loss_now(self):
         """The loss of the parameters as they are now, after the epoch's step (a stop rule may ask)."""
         with torch.no_grad():
