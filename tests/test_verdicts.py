@@ -150,3 +150,14 @@ def test_replicas_stop_at_the_same_epoch_whatever_the_log_interval(tmp_path, cap
         ends.add((metrics["stop_reason"], metrics["epochs_run"]))
     (reason, stop), = ends
     assert reason == "converged" and stop % stall_span(5000) == 0 and stop < 5000
+
+
+def test_both_models_stop_at_the_same_epochs_whatever_the_log_interval(tmp_path, capsys):
+    """--model both: each model's stop rule has its own span, from its own epochs, never from --log-interval."""
+    ends = []
+    for interval in (1, 100):
+        _, _, metrics = metrics_of(tmp_path, capsys, "--model", "both", "--optimizer", "momentum", "--log-interval",
+                                   interval, "-q")
+        ends.append({name: (m["stop_reason"], m["epochs_run"], m["verdict"]) for name, m in metrics.items()})
+    assert ends[0] == ends[1] and set(ends[0]) == {"params", "linear"}
+    assert all(stop % stall_span(5000) == 0 for _, stop, _ in ends[0].values())
