@@ -108,9 +108,10 @@ def test_a_run_that_diverges_among_the_replicas_is_found_at_its_epoch(model_name
 
 
 def by_hand_monitor(record_interval=100):
-    """A BatchedMonitor's record epochs, as fit() configures it (only its records() and checks() are used)."""
+    """A BatchedMonitor's record epochs, as fit() configures it without a stop rule (only its records() and checks()
+    are used)."""
     monitor = batched_runs.BatchedMonitor.__new__(batched_runs.BatchedMonitor)
-    monitor.record_interval, monitor.last_epoch = record_interval, None
+    monitor.record_interval, monitor.last_epoch, monitor.converged = record_interval, None, None
     return monitor
 
 
@@ -150,7 +151,8 @@ def test_the_losses_are_computed_at_the_check_epochs_only(monkeypatch):
     monitor = by_hand_monitor()
     monitor.last_epoch = 2000
     checks = [k for k in range(1, 2001) if monitor.checks(k)]
-    assert len(computed) == len(checks) < 2000 / 25  # the early log-spaced records, then one every 100 epochs
+    # the early log-spaced records, then one every 100 epochs, and once after the last step (the judge's end loss)
+    assert len(computed) == len(checks) + 1 < 2000 / 25
     assert [e for e, _ in result.log.history] == [k for k in checks if monitor.records(k)]
 
 
@@ -335,7 +337,8 @@ def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_dou
     kernel's account, started from a small interpreter: a child's peak begins at its parent's size) is below what the
     memory check adds for those runs (memory_needed, by hand), and the check adds less than twice it: with autograd's
     300 bytes a point it assumed several times the peak and refused runs that fit. The increments are compared
-    because torch's own size differs between machines."""
+    because torch's own size differs between machines. A fixed mmap threshold makes glibc give freed blocks back:
+    its moving threshold kept 130 MB of freed memory in 2 of 8 runs, which TORCH_BYTES's margin covers."""
     import subprocess
     import sys
 
@@ -349,7 +352,8 @@ def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_dou
     def peak(runs):
         done = subprocess.run([sys.executable, "-c", peak_of_child, sys.executable, str(SCRIPT), "--model", "linear",
                                "--runs", str(runs), "--epochs", str(epochs), "-q", "--no-plot"], cwd=tmp_path,
-                              env=clean_env(), capture_output=True, text=True, timeout=300)
+                              env=clean_env(MALLOC_MMAP_THRESHOLD_="131072"), capture_output=True, text=True,
+                              timeout=300)
         assert done.returncode == 0, done.stderr
         return int(done.stdout.split()[-1]) * 1024  # KiB on Linux
 

@@ -99,8 +99,12 @@ def test_converged_with_replications_waits_for_every_run(tmp_path, capsys):
 
 def test_the_help_states_the_rule_the_code_applies(tmp_path, capsys):
     result = run_main(capsys, "--help", cwd=tmp_path)
-    stated = re.search(r"changed by at most (\S+) \(relative\)", " ".join(result.stdout.split()))
+    stated = re.search(r"changed by at most (\S+) \(relative\) over (\d+) epochs \(a tenth of a shorter run\), "
+                       "whatever --log-interval is", " ".join(result.stdout.split()))
     assert float(stated[1]) == monitor.CONVERGED_RTOL
+    span = int(stated[2])  # the span of a run of 1000 epochs or more; a tenth of a shorter one
+    assert [monitor.stall_span(epochs) for epochs in (500, 999, 1000, 5000)] == [50, 99, span, span]
+    assert monitor.convergence_rule("momentum", 500).span == 50  # the run's epochs set it, never its log interval
     for reason in ("epochs", "converged", "stalled", "tol", "diverged", "interrupted"):
         assert reason in cli.STOPPING
     assert "--gradients {autograd,manual}" in result.stdout and "--batch-size B" in result.stdout

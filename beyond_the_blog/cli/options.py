@@ -31,13 +31,13 @@ MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
 
 
 STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
-lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over one log
-interval (100 epochs, or a tenth of a shorter run); lbfgs: once an epoch (up to 20 iterations) leaves the loss
+lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over 100 epochs
+(a tenth of a shorter run), whatever --log-interval is; lbfgs: once an epoch (up to 20 iterations) leaves the loss
 exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
 least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
 --epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:
 epochs, converged, stalled, tol, diverged or interrupted. A run diverged if its loss became inf/NaN, or if it
-ended above its starting loss, the rule --lr-sweep applies to each of its runs."""
+ended above its starting loss, the rule --runs and --lr-sweep apply to each of their runs."""
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
@@ -77,7 +77,8 @@ def build_parser():
     add("--tol", type=float, metavar="TOL",
         help="stop early once the loss falls by less than TOL (relative) over one log interval (default: off)")
     add("--runs", type=int, default=1, metavar="R",
-        help="R replications at once, run r with seed + r, trained as one (see --gradients) (default: 1)")
+        help="R replications at once, run r with seed + r, trained as one (see --gradients); each run is judged by "
+             "the single run's rules, and one that diverged is left out of the means (default: 1)")
     add("--seed", type=int, default=DEFAULT_SEED,
         help=f"random seed: noise, then initial parameters (default: {DEFAULT_SEED})")
     add("--samples", type=int, default=100, metavar="N", help="number of data points (default: 100)")
@@ -324,5 +325,3 @@ def parse_args(argv=None):
     explore = check_explore(parser, args, argv)
     check_outputs(parser, args)
     return resolve(args, explore)
-
-

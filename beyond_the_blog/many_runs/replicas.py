@@ -15,8 +15,8 @@ from torch import nn
 import quadratic_regression as lesson
 
 from ..models import MODELS
-from ..theory.least_squares import LeastSquares, least_squares
-from ..training.judge import within_one_percent
+from ..theory.least_squares import RUNS_AT_ONCE, LeastSquares, least_squares
+from ..training.judge import RunVerdicts, distance_from_least_squares, judge_replicas, within_one_percent
 
 
 class Replicas(nn.Module):
@@ -191,7 +191,7 @@ class ReplicationSummary:
     diverge. A statistic that cannot be computed is NaN, and missing_statistics says why."""
     seeds: list
     succeeded: torch.Tensor          # (R,) bool: final loss within 1% of the run's own least squares
-    diverged: torch.Tensor           # (R,) bool: the run's loss or coefficients became inf/NaN
+    judged: RunVerdicts              # each run's verdict, as its single run's (judge.judge_replicas)
     least: LeastSquares
     coefficients_mean: torch.Tensor  # over the runs that did not diverge
     coefficients_std: torch.Tensor
@@ -202,6 +202,11 @@ class ReplicationSummary:
     spread_bound: float = math.nan     # the largest spread / standard error the succeeded runs' sampling allows
 
     @property
+    def diverged(self):
+        """(R,) bool: the run diverged (its loss became inf/NaN, or it ended above its start)."""
+        return self.judged.diverged
+
+    @property
     def failed_seeds(self):
         return [s for s, ok in zip(self.seeds, self.succeeded.tolist()) if not ok]
 
@@ -210,12 +215,21 @@ class ReplicationSummary:
         return [s for s, bad in zip(self.seeds, self.diverged.tolist()) if bad]
 
 
+def mean_square(ys):
+    """The mean of y² over every run's data, in float64 a block of runs at a time (no float64 copy of all of it)."""
+    return sum((part.double() ** 2).sum().item() for part in ys.reshape(len(ys), -1).split(RUNS_AT_ONCE)) / ys.numel()
+
+
 def summarize_replications(fit_result, x, ys, seeds):
+    """Each run judged as its single run is (judge.judge_replicas: this sets the log's stop_reason when every run
+    diverged), which runs succeeded, and the statistics of those that did not diverge."""
     least = least_squares(x, ys)
     final = fit_result.final_loss.double()
     coefficients = fit_result.coefficients
-    diverged = ~(torch.isfinite(final) & torch.isfinite(coefficients).all(dim=1))
-    scale = (ys.double() ** 2).mean().item()
+    judged = judge_replicas(fit_result.log, fit_result.end_loss,
+                            distance_from_least_squares(coefficients, least))
+    diverged = judged.diverged
+    scale = mean_square(ys)
     succeeded = ~diverged & (final <= within_one_percent(least.loss, scale))  # of the run's own optimum
     kept, missing = coefficients[~diverged], []
     nan = torch.full((3,), math.nan, dtype=torch.float64)
@@ -226,7 +240,7 @@ def summarize_replications(fit_result, x, ys, seeds):
         missing.append(f"the spread of the succeeded runs needs at least 2 of them ({int(succeeded.sum())} here)")
     if least.stderr is None:
         missing.append(f"a standard error needs more than 3 points ({x.numel()} here: no residual is left)")
-    summary = ReplicationSummary(seeds=list(seeds), succeeded=succeeded, diverged=diverged, least=least,
+    summary = ReplicationSummary(seeds=list(seeds), succeeded=succeeded, judged=judged, least=least,
                                  coefficients_mean=mean, coefficients_std=kept.std(dim=0) if len(kept) > 1 else nan,
                                  spread_succeeded=coefficients[succeeded].std(dim=0) if succeeded.sum() > 1 else nan,
                                  mean_stderr=least.stderr.mean(dim=0) if least.stderr is not None else nan,

@@ -21,7 +21,7 @@ from ..report.words import count
 from ..system.paths import ANIMATE, LANDSCAPE, METRICS, PLOT, SAVE_MODEL, atomic_path, write_json, written_in_place
 from ..system.status import PROG, error_line, shown
 from ..theory.diagnosis import LinearDiagnosis, ParamsDiagnosis
-from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR
+from ..training.judge import CONVERGED_ATOL, DIVERGED_FACTOR, single_verdict
 
 
 def write_each(outputs):
@@ -170,6 +170,8 @@ def fit_metrics(fit, least, diagnosis, seed):
     stderr = least.stderr
     metrics.update({
         "final_loss": fit.final_loss,
+        "verdict": single_verdict(fit.log, fit.coefficients, least),
+        "verdict_definition": VERDICT_DEFINITION,
         "coefficients": dict(zip("abc", fit.coefficients[0].tolist())),
         "loss_history": fit.log.history,
         "least_squares": {**dict(zip("abc", least.coefficients[0].tolist())), "loss": least.loss[0].item(),
@@ -183,6 +185,7 @@ def fit_metrics(fit, least, diagnosis, seed):
 
 def replication_metrics(fit, summary, seed):
     metrics = base_metrics(fit, seed)
+    metrics["diverged"] = bool(summary.diverged.any())  # any run, as the exit status says
     stderr = summary.least.stderr
     metrics["replications"] = {
         "runs": len(summary.seeds), "seeds": summary.seeds,
@@ -191,7 +194,10 @@ def replication_metrics(fit, summary, seed):
         "success_rate": summary.succeeded.double().mean().item(),
         "failed_seeds": summary.failed_seeds,
         "diverged_seeds": summary.diverged_seeds,
-        "diverged_at_epoch_per_run": fit.log.run_diverged_at.tolist() if fit.log.run_diverged_at is not None else None,
+        "diverged_per_run": summary.diverged.tolist(),  # each as its single run's "diverged"
+        "diverged_at_epoch_per_run": summary.judged.diverged_at,  # each as its single run's "diverged_at_epoch"
+        "verdicts": summary.judged.verdicts,
+        "verdict_definition": VERDICT_DEFINITION,
         "coefficients": fit.coefficients.tolist(),
         "coefficients_mean": dict(zip("abc", summary.coefficients_mean.tolist())),
         "coefficients_std": dict(zip("abc", summary.coefficients_std.tolist())),
@@ -200,6 +206,11 @@ def replication_metrics(fit, summary, seed):
         "loss_history_median": [[e, v.nanmedian().item()] for e, v in fit.log.history],
     }
     return metrics
+
+
+VERDICT_DEFINITION = (f"diverged: the loss became inf/NaN, or the final loss is above {DIVERGED_FACTOR:g} x the "
+                      f"starting loss; converged: a, b and c each within {CONVERGED_ATOL:g} of least squares; "
+                      "otherwise not converged")
 
 
 def sweep_metrics(sweep, seed):
@@ -215,8 +226,7 @@ def lr_sweep_metrics(sweep):
             "edge_formula": sweep.limit_formula, "edge_is_local": sweep.limit_is_local,
             "fastest_plain_sgd_lr": sweep.fastest_lr, "diverged_definition":
             f"final loss inf/NaN or above {DIVERGED_FACTOR:g} x the starting loss",
-            "verdicts": sweep.verdicts, "verdict_definition": f"diverged: as above; converged: a, b and c each "
-            f"within {CONVERGED_ATOL:g} of least squares; otherwise not converged", "runs_are_single_runs": sweep.exact,
+            "verdicts": sweep.verdicts, "verdict_definition": VERDICT_DEFINITION, "runs_are_single_runs": sweep.exact,
             "all_lrs": {"lrs": sweep.rows.lrs, "verdicts": sweep.row_verdicts,
                         "final_loss": sweep.rows.final_loss.tolist(), "end_limit": sweep.end_limits or None,
                         "end_balance": sweep.end_balances or None},

@@ -34,7 +34,7 @@ from ..theory.curvature import largest_curvature
 from ..theory.least_squares import least_squares
 from ..training.fit import FitConfig, fit
 from ..training.judge import judge_rise, judge_stop
-from ..training.monitor import Progress, TrajectoryRecorder, chain, convergence_rule, frame_epochs
+from ..training.monitor import Progress, TrainLog, TrajectoryRecorder, chain, convergence_rule, frame_epochs
 from .data import refused_data
 from .explorer import run_explorer
 from .outputs import write_replication_outputs, write_single_outputs, write_sweep_outputs
@@ -93,7 +93,7 @@ def fit_with_progress(options, model, name, data, label, record=None, seeds=None
                        shuffle_seeds=tuple(seeds or [options.seed]), record_interval=record_interval,
                        on_record=chain(progress, recorder), tol=options.tol,
                        frame_epochs=tuple(frame_epochs(epochs)) if record == "frames" else (),
-                       converged=convergence_rule(options.optimizer, record_interval)
+                       converged=convergence_rule(options.optimizer, epochs)
                        if options.stop_when_converged else None)
     try:
         result = fit(model, x, y, config, signals=signals)
@@ -104,9 +104,10 @@ def fit_with_progress(options, model, name, data, label, record=None, seeds=None
     return result
 
 
-def exit_status(log):
-    """DIVERGED for a diverged run (or any diverged replication), INTERRUPTED for an interrupted one."""
-    if log.run_diverged_at is not None and bool((log.run_diverged_at > 0).any()):
+def exit_status(log, diverged_runs=None):
+    """DIVERGED for a diverged run (or any diverged replication: diverged_runs, (R,) bool), INTERRUPTED for an
+    interrupted one."""
+    if diverged_runs is not None and bool(diverged_runs.any()):
         return ExitStatus.DIVERGED
     return {"diverged": ExitStatus.DIVERGED, "interrupted": ExitStatus.INTERRUPTED}.get(log.stop_reason,
                                                                                         ExitStatus.SUCCESS)
@@ -134,7 +135,7 @@ def run_single(options, device, signals):
                               record="frames" if options.animate is not None else "path")
         fits.append(f)
         judge_stop(f.log, f.coefficients, least)
-        judge_rise(f.log, f.final_loss)
+        judge_rise(f.log, f.end_loss)
         lesson.print_parameters(f.model)
         if f.log.stop_reason == "diverged":
             print_summary(summary(f, least, None, x))
@@ -217,25 +218,35 @@ def run_replications(options, device, signals):
     if result.log.stop_reason == "interrupted":
         print_interrupted(f"interrupted after {result.log.epochs_run} epochs: "
                           "the summary above is where training stopped")
-    if result.log.run_diverged_at is not None:
+    if summary.diverged.any():
         print(replica_divergence_message(result, summary, x, ys, starts), file=sys.stderr)
     failed_writes = write_replication_outputs(options, result, x, ys, summary)
-    return exit_status(result.log) or written(failed_writes)
+    return exit_status(result.log, summary.diverged) or written(failed_writes)
 
 
 def replica_divergence_message(result, summary, x, ys, models):
-    """Which runs diverged, when the first did, and the stable lr of their optimizer at their start
+    """Which runs diverged, how the first did, and the stable lr of their optimizer at their start
     (the strictest of the first five)."""
-    diverged_at = result.log.run_diverged_at
-    bad = [r for r in range(len(summary.seeds)) if diverged_at[r] > 0]
+    bad = [r for r, gone in enumerate(summary.diverged.tolist()) if gone]
     inputs = result.standardization(x)
     curvatures = [largest_curvature(models[r], {k: v[r] for k, v in result.initial.items()}, inputs, ys[r])
                   for r in bad[:5]]
     seeds = ", ".join(str(summary.seeds[r]) for r in bad[:20]) + (" ..." if len(bad) > 20 else "")
-    return explain_divergence(result.optimizer, result.lr, result.log, max(curvatures),
+    return explain_divergence(result.optimizer, result.lr, first_divergence(result, bad), max(curvatures),
                               MODELS[result.model_name].constant_hessian,
                               what=f"{len(bad)} of {len(summary.seeds)} runs diverged (seeds {seeds}); the first",
                               standardized=result.standardize)
+
+
+def first_divergence(result, bad):
+    """The log that explain_divergence reads for the first diverged run: the earliest inf/NaN loss of any run if
+    one overflowed, else the first diverged run's own end above its start, as its single run's log tells it."""
+    log = result.log
+    if log.diverged_at is not None:
+        return log
+    first = bad[0]
+    return TrainLog(epochs_run=log.epochs_run, history=[(1, log.start_loss[first].item())],
+                    diverged_loss=result.end_loss[first].item())
 
 
 def run_lr_sweep(options, device, signals):

@@ -187,8 +187,9 @@ def print_replications(fit, summary):
         print(wrapped(f"  failed seeds: {seed_list(failed)}"))
     diverged = summary.diverged_seeds
     if diverged:
-        print(wrapped(f"  {len(diverged)} of them diverged (their loss became inf/NaN), seeds {seed_list(diverged)}: "
-                      f"{'it is' if len(diverged) == 1 else 'they are'} left out of the means and spreads below"))
+        print(wrapped(f"  {len(diverged)} of them diverged (their loss became inf/NaN or ended above its start), "
+                      f"seeds {seed_list(diverged)}: {'it is' if len(diverged) == 1 else 'they are'} left out of the "
+                      "means and spreads below"))
     print(f"  {'':4s}{'true':>8s}{'mean fitted':>14s}{'std':>10s}{'std (succeeded)':>17s}{'mean LS std. error':>20s}")
     for i, name in enumerate("abc"):
         print(f"  {name:4s}{TRUE_COEFFICIENTS[i]:8g}{cell(statistic(summary.coefficients_mean[i]), 14)}"

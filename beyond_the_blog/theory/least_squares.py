@@ -26,25 +26,33 @@ def quadratic_features(x):
 
 
 
+RUNS_AT_ONCE = 4096  # data sets solved together: bounds the float64 copies whatever --runs is
+
+
 def least_squares(x, y):
     """Least squares in float64 by torch.linalg.lstsq. y is (n, 1), or (runs, n, 1) for many
     data sets on the same x."""
     features = quadratic_features(x.cpu())
-    targets = y.cpu().double().reshape(-1, features.shape[0]).T   # (n, runs)
-    # gelsd (SVD): the default CPU driver, gelsy, can differ in the last bits from call to call
-    solution = torch.linalg.lstsq(features, targets, driver="gelsd").solution  # (3, runs)
-    residuals = features @ solution - targets
     n = features.shape[0]
-    loss = (residuals**2).mean(dim=0)
+    solutions, losses, sums_of_squares = [], [], []
+    for part in y.cpu().reshape(-1, n).split(RUNS_AT_ONCE):
+        targets = part.double().T                                       # (n, runs)
+        # gelsd (SVD): the default CPU driver, gelsy, can differ in the last bits from call to call
+        solution = torch.linalg.lstsq(features, targets, driver="gelsd").solution  # (3, runs)
+        squares = (features @ solution - targets).square_()
+        solutions.append(solution.T)
+        losses.append(squares.mean(dim=0))
+        sums_of_squares.append(squares.sum(dim=0))
+    loss = torch.cat(losses)
     stderr = t95 = None
     if n > 3:
-        sigma2 = (residuals**2).sum(dim=0) / (n - 3)               # unbiased residual variance
+        sigma2 = torch.cat(sums_of_squares) / (n - 3)               # unbiased residual variance
         unscaled = torch.linalg.inv(features.T @ features).diagonal()
         stderr = (sigma2[:, None] * unscaled[None, :]).sqrt()
         t95 = student_t_quantile(0.975, n - 3)
-    return LeastSquares(coefficients=solution.T, loss=loss, stderr=stderr, t95=t95,
-                        scale=(targets[:, 0] ** 2).mean().item())
-
+    first = y.cpu().reshape(-1, n)[0].double()
+    return LeastSquares(coefficients=torch.cat(solutions), loss=loss, stderr=stderr, t95=t95,
+                        scale=(first**2).mean().item())
 
 
 @functools.cache  # 100000 Python-level density evaluations: computed once per (p, df)

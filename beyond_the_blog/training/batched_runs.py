@@ -53,7 +53,8 @@ class BatchedMonitor(Monitor):
         return epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS  # where the Monitor records
 
     def checks(self, epoch):
-        return self.records(epoch) or epoch % CHECK_INTERVAL == 0 or epoch == self.last_epoch
+        return (self.records(epoch) or epoch % CHECK_INTERVAL == 0 or epoch == self.last_epoch
+                or self.rule_compares(epoch))
 
     def __call__(self, epoch, epochs, losses, out):
         self.log.epochs_run = epoch
@@ -63,10 +64,17 @@ class BatchedMonitor(Monitor):
                 return True  # every run has diverged (the second note only if the bracket found nothing new)
             if self.records(epoch) and self.record(epoch, losses):
                 return True
+            if self.settled(epoch, losses):
+                return self.stop("converged")
             self.saved = (epoch, self.state())
         if self.signals:
             return self.train_bracket_again(epoch) or self.stop("interrupted")
         return False
+
+    def loss_at_end(self):
+        """Each run's loss after the last step, by the gradients' own run_losses, as every checked loss was."""
+        self.batched()  # the residual at the parameters training ended with (the gradients it sets go unused)
+        return self.batched.run_losses().cpu()
 
     def newly_diverged(self, losses):
         bad = ~torch.isfinite(losses)

@@ -57,6 +57,7 @@ class Fit:
     standardization: Standardization  # z = (x - mean)/std, or the identity
     log: TrainLog
     final_loss: object          # float, or a tensor with one loss per run
+    end_loss: object            # the same, computed as each epoch's loss was (in the space trained in): the judge's
     coefficients: torch.Tensor  # (runs, 3): a, b, c of the expanded quadratic
     initial: dict               # parameters before training, in the space trained in
     trained: dict               # parameters after training, in the space trained in
@@ -118,11 +119,12 @@ def fit(model, x, y, config, signals=None, criterion=None):
     with signals_received(signals) as monitor.signals:
         train_until_overflow(loop, monitor)
     monitor.log.seconds = time.perf_counter() - start
+    end_loss = monitor.loss_at_end()  # before the rewrite for x: held against the start, which was computed so too
     trained = {k: v.clone() for k, v in named_tensors(model).items()}
     if config.standardize:
         rewrite_for_x(model, scale.to_x_units(name, trained))
     return Fit(model_name=name, model=model, optimizer=config.optimizer, lr=lr, epochs=epochs, standardization=scale,
-               log=monitor.log, final_loss=final_loss(model, x, y, criterion),
+               log=monitor.log, final_loss=final_loss(model, x, y, criterion), end_loss=end_loss,
                coefficients=coefficients_in_x(name, model), initial=initial,
                trained=trained, gradients="manual" if config.loop in ("manual", "batched") else "autograd",
                batch_size=config.batch_size if config.loop == "minibatches" else None)

@@ -5,6 +5,9 @@ rule's "converged" holds only where a, b and c are each within CONVERGED_ATOL of
 stalled. A run "reached least squares" if its final loss is within 1% of the least-squares loss.
 """
 import math
+from dataclasses import dataclass
+
+import torch
 
 DIVERGED_FACTOR = 1.0  # a run diverged if its final loss is above this times its starting loss
 # (1: below the limit every error along an eigenvector shrinks, so a stable run always ends below its start)
@@ -17,12 +20,16 @@ def ended_above_start(final_loss, start_loss):
 
 
 
+def end_held_against_start(log):
+    """Whether a run's end is held against its start: it ran its epochs (or --tol stopped it) and its start was
+    logged. A run stopped for its own reason (inf/NaN, a stop rule, a signal) is judged by that reason."""
+    return log.stop_reason in ("epochs", "tol") and log.start_loss is not None
+
+
 def judge_rise(log, final_loss):
     """A single run whose logged losses stayed finite diverged, as in the sweep, if the loss after its last
     step is inf/NaN or above its starting loss."""
-    if log.stop_reason not in ("epochs", "tol") or log.start_loss is None:
-        return  # stopped for its own reason, or no start to compare with
-    if diverged(final_loss, log.start_loss):
+    if end_held_against_start(log) and diverged(final_loss, log.start_loss):
         log.stop_reason, log.diverged_loss = "diverged", final_loss
 
 
@@ -80,3 +87,32 @@ def verdicts(diverged_runs, distances):
     diverged, converged (a, b and c each within CONVERGED_ATOL) or not converged."""
     return ["diverged" if bad else "converged" if distance <= CONVERGED_ATOL else "not converged"
             for bad, distance in zip(diverged_runs.tolist(), distances.tolist())]
+
+
+def single_verdict(log, coefficients, least):
+    """A single run's verdict in the words of verdicts() (--runs gives each replica one): diverged, converged or
+    not converged."""
+    return verdicts(torch.tensor([log.stop_reason == "diverged"]), distance_from_least_squares(coefficients, least))[0]
+
+
+@dataclass(kw_only=True)
+class RunVerdicts:
+    """How each of R replicas ended, judged as its single run (seed + r) is judged."""
+    diverged: torch.Tensor  # (R,) bool: its loss became inf/NaN, or it ended above its starting loss
+    diverged_at: list       # per run: the epoch its loss was first inf/NaN, as TrainLog.diverged_at; None if never
+    verdicts: list          # per run: diverged, converged or not converged (verdicts())
+
+
+def judge_replicas(log, final_loss, distances):
+    """Each replica's verdict by the single run's rules: diverged if its loss became inf/NaN at some epoch
+    (log.run_diverged_at, the epoch its single run names), or, where judge_rise would hold the single run's end
+    against its start, if its final loss is inf/NaN or above its own starting loss. When every replica diverged,
+    the log's stop_reason says so, as a single run's does. distances: distance_from_least_squares, (R,)."""
+    at = log.run_diverged_at if log.run_diverged_at is not None else torch.zeros(final_loss.numel(), dtype=torch.long)
+    bad = at > 0
+    if end_held_against_start(log):
+        bad = bad | diverged(final_loss, log.start_loss)
+    if bool(bad.all()) and log.stop_reason != "interrupted":
+        log.stop_reason = "diverged"
+    return RunVerdicts(diverged=bad, diverged_at=[k or None for k in at.tolist()],
+                       verdicts=verdicts(bad, distances))

@@ -45,9 +45,10 @@ class Monitor:
     frame_epochs and converged. Every record_interval epochs, and at a few log-spaced epochs before,
     it keeps the loss and hands it to on_record (which prints it at the log interval). It stops on an
     inf/NaN loss, on Ctrl-C, SIGTERM or SIGHUP (`signals` fills up), when tol is met, when stop_when() says
-    so or when converged(epoch, loss) does (a stop rule below). For replicated runs (a criterion
-    with per_run) the recorded loss is a tensor, one entry per run; each run's first inf/NaN epoch
-    is noted, and training stops once every run has diverged.
+    so or when converged(epoch, loss) does (a stop rule below, which looks at every epoch's loss). For replicated
+    runs (a criterion with per_run) the recorded loss is a tensor, one entry per run; each run's first inf/NaN epoch
+    is noted, and training stops once every run has diverged; the stop rule gets every run's loss at each multiple
+    of its span, recorded or not.
     """
 
     def __init__(self, model, inputs, y, criterion, config, stop_when=None):
@@ -74,11 +75,14 @@ class Monitor:
                 return self.diverged(epoch, value)
             if self.note_diverged_runs(epoch, out):
                 return True
-        if epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS:
+        records = epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS
+        if records or self.rule_compares(epoch):
             if self.per_run is not None:
                 value = self.per_run(out.detach(), self.y).cpu()
-            if self.record(epoch, value):
+            if records and self.record(epoch, value):
                 return True
+            if self.settled(epoch, value):
+                return self.stop("converged")
         if epoch in self.frame_epochs:
             with torch.no_grad():
                 self.log.frames.append((epoch, self.model(self.inputs).detach().cpu()))
@@ -100,6 +104,13 @@ class Monitor:
         at.masked_fill_(~torch.isfinite(losses) & (at == 0), epoch)
         return bool(at.all()) and self.stop("diverged")
 
+    def loss_at_end(self):
+        """The loss after the last step, computed as each epoch's loss was (the same function, in the space trained
+        in): what the judge holds against the start. For replicated runs, one per run."""
+        with torch.no_grad():
+            out = self.model(self.inputs)
+            return self.per_run(out, self.y).cpu() if self.per_run is not None else self.criterion(out, self.y).item()
+
     def loss_now(self):
         """The loss of the parameters as they are now, after the epoch's step (a stop rule may ask)."""
         with torch.no_grad():
@@ -115,9 +126,16 @@ class Monitor:
             if self.previous is not None and relative_decrease(self.previous, value) < self.tol:
                 return self.stop("tol")
             self.previous = value
-        if self.converged is not None and self.per_run is not None and self.converged(epoch, value):
-            return self.stop("converged")  # replicated runs: checked at the record epochs, where the losses are
         return False
+
+    def rule_compares(self, epoch):
+        """Replicated runs: whether the stop rule compares every run's loss at `epoch` (each multiple of its span,
+        whatever the record interval), so each run's loss must be computed there."""
+        return self.converged is not None and self.per_run is not None and epoch % self.converged.span == 0
+
+    def settled(self, epoch, losses):
+        """Replicated runs: the stop rule, handed every run's loss at its epochs (rule_compares)."""
+        return self.rule_compares(epoch) and self.converged(epoch, losses)
 
 
 def relative_decrease(before, after):
@@ -176,19 +194,26 @@ class Progress:
 # momentum, Adam and L-BFGS have default epoch counts that are upper bounds, chosen to be safe for
 # every seed; most runs are done long before. run.py applies these rules only at the default
 # epochs, never to an explicit --epochs, and only to models with Model(stop_when_converged=True).
-CONVERGED_RTOL = 1e-7   # the loss changed by at most this (relative) over one record interval
+CONVERGED_RTOL = 1e-7   # the loss changed by at most this (relative) over one span of epochs (stall_span)
+
+
+def stall_span(epochs):
+    """The epochs over which the stop rule compares the loss: 100, or a tenth of a shorter run; never the log
+    interval, so that a run stops at the same epoch however often it prints. (Over one epoch a loss near 1 that
+    still falls 1e-7 a step would look settled: that is one float32 spacing.)"""
+    return 100 if epochs >= 1000 else max(1, epochs // 10)
 
 
 class Converged:
     """converged(epoch, loss, loss_now) -> True once the loss has changed by at most rtol (relative)
-    since the last check, `interval` epochs ago. For replicated runs (a tensor of losses) every run
+    since the last check, `span` epochs ago. For replicated runs (a tensor of losses) every run
     must have. (loss_now() is the loss after the step; this rule does not need it.)"""
 
-    def __init__(self, rtol, interval):
-        self.rtol, self.interval, self.previous = rtol, interval, None
+    def __init__(self, rtol, span):
+        self.rtol, self.span, self.previous = rtol, span, None
 
     def __call__(self, epoch, loss, loss_now=None):
-        if epoch % self.interval:
+        if epoch % self.span:
             return False
         previous, self.previous = self.previous, loss
         return previous is not None and relative_change(previous, loss) <= self.rtol
@@ -206,16 +231,17 @@ class StepChangedNothing:
     """L-BFGS's rule: converged(epoch, loss, loss_now) -> True once an epoch's step (up to 20
     iterations with a line search) has left the loss exactly as it found it: in float32 there is
     nothing left to gain. loss is the loss the epoch started from, loss_now() the one it ends with."""
+    span = 1  # it looks at every epoch
 
     def __call__(self, epoch, loss, loss_now):
         return loss_now() == loss
 
 
-def convergence_rule(optimizer, record_interval):
-    """The stop rule for an optimizer run at its default epochs (the help's "stopping" paragraph)."""
+def convergence_rule(optimizer, epochs):
+    """The stop rule for an optimizer run at its default `epochs` (the help's "stopping" paragraph)."""
     if OPTIMIZERS[optimizer].line_search:
         return StepChangedNothing()
-    return Converged(CONVERGED_RTOL, record_interval)
+    return Converged(CONVERGED_RTOL, stall_span(epochs))
 
 
 # ----------------------------------------------------------------------------- the path
