@@ -20,6 +20,11 @@ from contextlib import contextmanager, suppress
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+def signal_name(signum):
+    """SIGINT, SIGTERM or SIGHUP for a signal's number (a name is kept as it is)."""
+    return signal.Signals(signum).name if isinstance(signum, int) else str(signum)
+
+
 def end_at_once(signum, frame):
     os._exit(128 + signum)  # no traceback, no half-finished imports left behind: nothing is computed yet
 
