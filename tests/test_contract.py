@@ -4,17 +4,21 @@ user. Replay a failure with CONTRACT_SEED=<the seed printed> python -m pytest te
 import json
 import math
 import os
+import queue
 import random
+import re
 import resource
+import signal
 import socket
 import stat
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clean_env, run_script, seeded_data
+from conftest import SCRIPT, clean_env, prose, run_script, seeded_data
 from hypothesis import HealthCheck, assume, example, given, seed, settings
 from hypothesis import strategies as st
 
@@ -268,3 +272,105 @@ def test_every_run_keeps_the_contract(options, target, environment, tmp_path_fac
             check_converged_claim(result.stdout, options, written)
     if options["--runs"] == "3" and result.returncode in (0, 1) and optimizer_steps(options) <= VERDICT_STEPS:
         check_runs_verdicts(options, result, written, folder, context)
+
+
+# ----------------------------------------------------------------------------- a signal at any stage
+SIGNAL_MODES = {  # small settings: each run trains in well under a second once torch has loaded
+    "single": ["--model", "linear", "--epochs", "300", "--log-interval", "30"],
+    "both": ["--model", "both", "--epochs", "200", "--log-interval", "50"],
+    "runs": ["--model", "linear", "--runs", "3", "--epochs", "300", "--log-interval", "30"],
+    "lr-sweep": ["--model", "linear", "--lr-sweep", "3", "--epochs", "400"],
+    "explore": ["--explore", "e.html", "--model", "params", "--optimizer", "sgd", "--epochs", "200"],
+}
+IMPORT_LINES = 1000  # about as many modules load after beyond_the_blog.cli's as a run has: torch's, then the rest
+
+
+def lines_in_order(process):
+    """(stream, line) as the child writes them (unbuffered), stdout and stderr read by a thread each."""
+    arrived = queue.Queue()
+
+    def read(stream, name):
+        for line in stream:
+            arrived.put((name, line))
+        arrived.put((name, None))
+    for stream, name in ((process.stdout, "out"), (process.stderr, "err")):
+        threading.Thread(target=read, args=(stream, name), daemon=True).start()
+    open_streams = 2
+    while open_streams:
+        name, line = arrived.get(timeout=120)
+        if line is None:
+            open_streams -= 1
+        else:
+            yield name, line
+
+
+def signalled_run(mode, signum, imports, outputs, folder):
+    """Run `mode` with -X importtime and send `signum` after the `imports`-th import past beyond_the_blog.cli
+    (main() has installed its handlers) or, with imports None, after the `outputs`-th line of the program's own.
+    Returns (exit status, stdout, the program's stderr lines, whether the signal was sent)."""
+    env = clean_env(PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "-X", "importtime", str(SCRIPT), *SIGNAL_MODES[mode], "--no-plot",
+                                "--no-show", "--metrics", "m.json"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    seen, stdout, stderr, sent, after_cli = {"import": 0, "output": 0}, [], [], False, False
+    for name, line in lines_in_order(process):
+        is_import = name == "err" and line.startswith("import time:")
+        if not is_import:
+            (stdout if name == "out" else stderr).append(line)
+        after_cli = after_cli or (is_import and line.rstrip().endswith("| beyond_the_blog.cli"))
+        if after_cli and not sent:
+            seen["import" if is_import else "output"] += 1
+            if (imports is not None and seen["import"] > imports) or (imports is None and seen["output"] >= outputs):
+                process.send_signal(signum)
+                sent = True
+    return process.wait(timeout=120), "".join(stdout), [line.rstrip("\n") for line in stderr], sent
+
+
+def check_what_was_finished(mode, stdout, folder):
+    """What the output calls finished is in the metrics: the epochs printed, the sweep's rows, the explorer's
+    settings; a run that printed results wrote its metrics."""
+    path = folder / "m.json"
+    printed_epochs = [int(e) for e in re.findall(r"^Epoch\[(\d+)/", stdout, re.M)]
+    results_printed = any(line.strip() and not line.startswith("Epoch[") for line in stdout.splitlines())
+    if not path.exists():
+        assert not results_printed and "metrics written" not in stdout, stdout[-800:]
+        return
+    metrics = strict_json(path.read_text())
+    if mode in ("single", "runs"):
+        assert metrics["epochs_run"] >= max(printed_epochs, default=0)
+    elif mode == "both":
+        for name in ("params", "linear"):
+            assert name not in metrics or metrics[name]["epochs_run"] >= 1
+    elif mode == "lr-sweep":
+        sweep = metrics["lr_sweep"]
+        shown = re.findall(r"^ +([\d.e+-]+) +(?:inf/NaN|[\d.e+-]+)  (diverged|converged|not converged)", stdout, re.M)
+        assert [(float(lr), v) for lr, v in shown] == [(float(f"{lr:.4g}"), v)
+                                                      for lr, v in zip(sweep["lrs"], sweep["verdicts"])]
+        of = re.search(r"(\d+) of \d+ epochs each", prose(stdout))  # the rows themselves were cut short
+        assert sweep["all_lrs"]["partial"] == bool(of) and (not of or int(of[1]) == metrics["epochs_run"])
+    else:
+        labels = re.findall(r"^(\w+ on \w, [^:]+): \d+ lrs x", stdout, re.M)
+        assert len(metrics["explorer"]["settings"]) == len(labels) and metrics["explorer"]["partial"] == (
+            "partial" in stdout)
+
+
+@pytest.mark.xdist_group("contract")
+@seed(SEED)
+@settings(max_examples=3, deadline=None, derandomize=False,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(mode=st.sampled_from(sorted(SIGNAL_MODES)), signum=st.sampled_from([signal.SIGINT, signal.SIGTERM,
+                                                                           signal.SIGHUP]),
+       imports=st.one_of(st.none(), st.integers(1, IMPORT_LINES)), outputs=st.integers(1, 40))
+def test_a_signal_at_any_stage_keeps_the_contract(mode, signum, imports, outputs, tmp_path_factory):
+    # the stage is a point in the program's own output, never a delay: an import line (start-up, torch) or a line
+    # of the run's (training, summaries, each file written); a run that ends before that line gets no signal
+    folder = tmp_path_factory.mktemp("signal")
+    status, stdout, stderr, sent = signalled_run(mode, signum, imports, outputs, folder)
+    context = f"seed {SEED}: {mode} {signal.Signals(signum).name} at import {imports} / output {outputs}\n{stderr}"
+    assert "Traceback" not in "\n".join(stderr), context
+    assert status == (128 + signum if sent else 0), context
+    said = [line for line in stderr if not line.startswith("training ")]  # the sweep's stage lines announce
+    assert len(said) <= 1, context  # one line says where it came (none: before any work, or after the last line)
+    if sent and said:
+        assert "interrupted" in said[0] or "signal" in said[0], context
+    check_what_was_finished(mode, stdout, folder)

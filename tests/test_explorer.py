@@ -31,7 +31,8 @@ from beyond_the_blog import cli
 from beyond_the_blog.cli.options import parse_args
 from beyond_the_blog.many_runs.explorer_runs import Combination, train_setting
 from beyond_the_blog.many_runs.replicas import Replicas
-from beyond_the_blog.many_runs.sweep import SweepLosses, predicted_limit
+from beyond_the_blog.many_runs.sweep import predicted_limit
+from beyond_the_blog.many_runs.sweep_runs import SweepLosses
 from beyond_the_blog.optimizers import OPTIMIZERS
 from beyond_the_blog.report import explorer_page
 from beyond_the_blog.report.explorer_page import MAX_PAGE_BYTES, bowl_data, page_size_bound

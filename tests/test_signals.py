@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import SCRIPT, clean_env
+from conftest import SCRIPT, clean_env, prose
 
 
 def test_output_piped_into_head_is_no_traceback(tmp_path):
@@ -103,3 +103,99 @@ def test_a_full_stdout_does_not_stop_the_files(tmp_path):
     assert result.returncode == 74 and "Traceback" not in result.stderr
     assert "standard output" in result.stderr
     assert json.loads((tmp_path / "m.json").read_text())["epochs_run"] == 500
+
+
+SWEEP = ("--model", "linear", "--lr-sweep", "5", "--epochs", "6000", "--no-plot", "--metrics", "m.json")
+
+
+def signalled_at(tmp_path, stage, signum, *args):
+    """Run the script with `args`, send `signum` once stderr announces `stage` (the program's own line, written as
+    the stage starts), and return (process, stdout, stderr lines after the announcement, the announcement)."""
+    process = start(tmp_path, *args)
+    for line in process.stderr:
+        if line.startswith(f"training {stage}:"):
+            process.send_signal(signum)
+            break
+    else:
+        pytest.fail(f"the run never announced {stage}")
+    stdout, stderr = process.communicate(timeout=120)
+    return process, stdout, stderr.splitlines(), line
+
+
+@pytest.fixture(scope="module")
+def full_sweep(tmp_path_factory):
+    """The same sweep, uninterrupted: its metrics and its printed table."""
+    folder = tmp_path_factory.mktemp("full_sweep")
+    result = subprocess.run([sys.executable, str(SCRIPT), *SWEEP], cwd=folder, env=clean_env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads((folder / "m.json").read_text()), table_rows(result.stdout)
+
+
+def table_rows(stdout):
+    return [line for line in stdout.splitlines() if re.match(r"^ +[\d.e+-]+ +(inf/NaN|[\d.e+-]+)  \w", line)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_in_a_finer_sweep_keeps_the_finished_rows(signum, tmp_path, full_sweep):
+    process, stdout, stderr, announced = signalled_at(tmp_path, "finer sweep 1", signum, *SWEEP)
+    full, full_table = full_sweep
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum and not any("Traceback" in line for line in stderr)
+    said = [line for line in stderr if line.startswith("interrupted")]
+    assert len(said) == 1 and said[0].startswith(f"interrupted by {name} in finer sweep 1, after "), stderr
+    assert "after training had ended" not in "\n".join(stderr)
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    sweep = metrics["lr_sweep"]
+    assert metrics["stop_reason"] == "interrupted" and metrics["signal"] == name
+    assert metrics["interrupted_stage"] == "finer sweep 1" and metrics["epochs_run"] == 6000  # the main lrs finished
+    cut = sweep["cut_short"]
+    assert cut["partial"] and 1 <= cut["epochs_run"] < 6000
+    assert f"after {cut['epochs_run']} epoch" in said[0]
+    assert announced.startswith(f"training finer sweep 1: {len(cut['lrs'])} lrs from {cut['lrs'][0]:.4g} to ")
+    # an independent check: every row kept is the full run's row for that lr, trained in full
+    rows, whole = sweep["all_lrs"], full["lr_sweep"]["all_lrs"]
+    assert not rows["partial"] and set(rows["epochs_run"]) == {6000}
+    index = {lr: i for i, lr in enumerate(whole["lrs"])}
+    assert set(rows["lrs"]) < set(index) and set(cut["lrs"]) <= set(index) - set(rows["lrs"])
+    for i, lr in enumerate(rows["lrs"]):
+        j = index[lr]
+        assert (rows["final_loss"][i], rows["verdicts"][i]) == (whole["final_loss"][j], whole["verdicts"][j]), lr
+    assert full["lr_sweep"]["refined"][1]["lrs"] == cut["lrs"]  # the full run's finer sweep 1 finished them
+    assert table_rows(stdout) == full_table  # the printed table: the main lrs, finished
+    assert "measured limit (provisional: training was interrupted)" in stdout
+    assert f"{name} cut finer sweep 1 short after {cut['epochs_run']} of 6000 epochs" in prose(stdout)
+
+
+def test_a_signal_in_the_pilot_keeps_its_rows_with_the_epochs_they_ran(tmp_path):
+    process, stdout, stderr, _ = signalled_at(tmp_path, "the pilot", signal.SIGINT, *SWEEP)
+    assert process.returncode == 130 and not any("Traceback" in line for line in stderr)
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    sweep, ran = metrics["lr_sweep"], metrics["epochs_run"]
+    assert metrics["interrupted_stage"] == "the pilot" and 1 <= ran <= 300  # the pilot: a twentieth of 6000
+    assert f"5 learning rates from 2e-06 to 0.00215, {ran} of 6000 epochs each (SIGINT cut the pilot short)" \
+        in prose(stdout)
+    assert sweep["all_lrs"]["partial"] and sweep["all_lrs"]["epochs_run"] == [ran] * 5
+    assert f"every row is provisional: SIGINT stopped training after {ran} epoch" in stdout
+    for lr, loss in zip(sweep["lrs"], sweep["final_loss"]):  # each row: the blog's loop, written here, run `ran` epochs
+        assert loss == blog_loss_after(lr, ran), lr
+
+
+def blog_loss_after(lr, epochs):
+    """The loss of the blog's linear model after `epochs` epochs of torch.optim.SGD at `lr` (None for inf/NaN)."""
+    import math
+
+    import torch
+
+    import quadratic_regression as qr
+    torch.manual_seed(0)
+    x, y = qr.make_data()
+    model = qr.LinearProduct()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(epochs):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    final = torch.nn.functional.mse_loss(model(x), y).item()
+    return final if math.isfinite(final) else None

@@ -12,8 +12,9 @@ from torch import nn
 import quadratic_regression as qr
 from beyond_the_blog.many_runs import sweep as lr_sweep
 from beyond_the_blog.many_runs.replicas import SummedRunLosses
+from beyond_the_blog.many_runs.sweep_runs import SweepLosses
 from beyond_the_blog.models import MODELS
-from beyond_the_blog.report import text
+from beyond_the_blog.report import sweep_text as text
 
 
 def test_params_measured_edge_is_2_over_lambda_max_within_3_percent_for_seeds_0_to_9():
@@ -67,7 +68,7 @@ def test_sweep_losses_give_each_run_its_own_gradient():
     torch.manual_seed(1)
     out, target = torch.randn(5, 100, 1, requires_grad=True), torch.randn(5, 100, 1)
     gradients = []
-    for criterion in (lr_sweep.SweepLosses(), SummedRunLosses()):
+    for criterion in (SweepLosses(), SummedRunLosses()):
         out.grad = None
         criterion(out, target).backward()
         gradients.append(out.grad.clone())

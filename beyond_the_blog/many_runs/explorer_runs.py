@@ -33,7 +33,8 @@ from ..theory.valley import limit_at, valley_point
 from ..training.judge import ended_above_start, logged_divergence_epoch, within_one_percent
 from ..training.monitor import frame_epochs
 from .replicas import Replicas, SummedRunLosses
-from .sweep import log_spaced, predicted_limit
+from .sweep import predicted_limit
+from .sweep_runs import log_spaced
 
 LEARNING_RATES = 24     # log-spaced from a tenth of the default lr to twice the predicted limit (and the default)
 RECORDED_EPOCHS = 60    # epoch 0 and 59 log-spaced epochs up to the last

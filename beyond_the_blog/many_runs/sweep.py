@@ -9,172 +9,23 @@ below its start; just above it the steepest error grows by |1 - lr·λmax| > 1 p
 outweighs the start. It "converged" if a, b and c are each within CONVERGED_ATOL of least squares.
 Otherwise it is "not converged": too slow for the epochs, or still bouncing.
 """
-import copy
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
-from torch import nn
-
-import quadratic_regression as lesson
 
 from ..models import MODELS, Standardization, coefficients_of, default_lr
 from ..optimizers import OPTIMIZERS
-from ..steps.lockstep import matches_single_run
-from ..steps.updates import PerRunSGD
-from ..system.interruptions import signals_received
+from ..system.interruptions import signal_name, signals_received
 from ..theory.curvature import params_hessian, product_theta, stable_lr
 from ..theory.least_squares import least_squares
 from ..theory.valley import end_limits, limit_at, valley_point
-from ..training.fit import FitConfig
-from ..training.judge import distance_from_least_squares, verdicts, within_one_percent
-from ..training.judge import diverged as judge_diverged
-from ..training.monitor import EARLY_EPOCHS, Monitor
-from .replicas import Replicas, SummedRunLosses
+from ..training.judge import distance_from_least_squares, verdicts
+from .sweep_runs import SweepRun, SweepSetup, bracket, log_spaced, merged, train_sweep
 
 LIMIT_PRECISION = 1.01  # the measured limit is pinned down to 1%
 WINDOW = 5             # lrs 1% apart on each side of the predicted limit, trained with the first sweep
 PILOT_FRACTION = 20    # a local prediction: a pilot of the main lrs at a twentieth of the epochs finds the bracket
-
-
-class SweepLosses(SummedRunLosses):
-    """Each run's MSE, summed, as one fused mse_loss over all the runs' errors divided by n: the same
-    gradient for each run's parameters, with two autograd nodes where mean-then-sum takes four."""
-
-    def forward(self, out, target):
-        return nn.functional.mse_loss(out, target, reduction="sum") / out[0].numel()
-
-
-class SweepMonitor(Monitor):
-    """The sweep needs only which runs diverged by the end, not each one's first inf/NaN epoch: it looks at
-    the runs' losses at the record epochs only (every run diverged: training stops there), not every epoch.
-    In lockstep the loop hands it each run's loss (out is None); through autograd, their sum and `out`."""
-
-    def __call__(self, epoch, epochs, loss, out):
-        if out is not None:
-            return super().__call__(epoch, epochs, loss, out)
-        self.log.epochs_run = epoch
-        if epoch % self.record_interval == 0 or epoch in EARLY_EPOCHS:
-            if not bool(torch.isfinite(loss).any()):
-                return self.diverged(epoch, loss[0].item())
-            if self.record(epoch, loss.cpu()):
-                return True
-        return bool(self.signals) and self.stop("interrupted")
-
-    def note_diverged_runs(self, epoch, out):
-        return epoch % self.record_interval == 0 and super().note_diverged_runs(epoch, out)
-
-
-@dataclass(kw_only=True)
-class SweepRun:
-    """One vectorized run of a sweep: its learning rates and what became of each."""
-    lrs: list
-    final_loss: torch.Tensor   # (R,)
-    start_loss: float
-    diverged: torch.Tensor     # (R,) bool
-    epochs_to_1pct: list       # first recorded epoch within 1% of the least-squares loss, or None
-    epochs_run: int
-    stop_reason: str
-    seconds: float
-    final_params: dict         # name -> (R, ...) each run's parameters at the end, in the space trained in
-    exact: bool                # each run is the single run with its lr, bit for bit (lockstep.py)
-
-    def subset(self, lrs):
-        """The entries of this run for `lrs` (each one of its own lrs)."""
-        index = [self.lrs.index(lr) for lr in lrs]
-        return SweepRun(lrs=list(lrs), final_loss=self.final_loss[index], start_loss=self.start_loss,
-                        diverged=self.diverged[index], epochs_to_1pct=[self.epochs_to_1pct[i] for i in index],
-                        epochs_run=self.epochs_run, stop_reason=self.stop_reason, seconds=self.seconds,
-                        final_params={k: v[index] for k, v in self.final_params.items()}, exact=self.exact)
-
-
-def merged(runs):
-    """One SweepRun of every lr that `runs` trained, in increasing lr (the first run's entry for a repeat)."""
-    seen = {}
-    for run in runs:
-        for i, lr in enumerate(run.lrs):
-            seen.setdefault(lr, (run, i))
-    lrs = sorted(seen)
-    pick = [seen[lr] for lr in lrs]
-    names = runs[0].final_params
-    return SweepRun(lrs=lrs, final_loss=torch.stack([r.final_loss[i] for r, i in pick]), start_loss=runs[0].start_loss,
-                    diverged=torch.stack([r.diverged[i] for r, i in pick]),
-                    epochs_to_1pct=[r.epochs_to_1pct[i] for r, i in pick], epochs_run=runs[0].epochs_run,
-                    stop_reason=runs[0].stop_reason, seconds=sum(r.seconds for r in runs),
-                    final_params={k: torch.stack([r.final_params[k][i] for r, i in pick]) for k in names},
-                    exact=all(r.exact for r in runs))
-
-
-@dataclass(frozen=True, kw_only=True)
-class SweepSetup:
-    """What every vectorized run of one sweep shares: the start, the data, the optimizer, the epochs."""
-    model_name: str
-    model: nn.Module          # the start: each lr trains a copy
-    inputs: torch.Tensor      # x, or z with --standardize
-    y: torch.Tensor
-    optimizer: str            # sgd or momentum
-    epochs: int
-    least_loss: float         # the least-squares loss: "epochs to 1%" is measured against it
-    scale: float              # the mean of y²: what "about 0" means for a loss (noise-free data)
-    record_interval: int = 100
-    signals: list | None = None  # a list that Ctrl-C/SIGTERM/SIGHUP fill (interruptions.RecordedSignals); None: its own
-    standardization: Standardization = Standardization()  # inputs = standardization(x)
-
-
-def train_sweep(setup, lrs, epochs=None, on_record=None):
-    """Train len(lrs) copies of the start (same data) with one lr each, as one computation, for `epochs`
-    (default: the setup's): in lockstep for the lesson's models, through autograd for any other."""
-    inputs, epochs = setup.inputs, epochs or setup.epochs
-    replicas = Replicas([copy.deepcopy(setup.model) for _ in lrs]).to(inputs.device)
-    ys = setup.y.expand(len(lrs), *setup.y.shape).contiguous()
-    criterion = SweepLosses()
-    lockstep = MODELS[setup.model_name].lockstep if setup.model_name in MODELS else None
-    gradients = lockstep(replicas, inputs, setup.y) if lockstep else None
-
-    def losses_now():
-        """Each run's loss at its parameters now: in lockstep, as the single run computes it."""
-        with torch.no_grad():
-            return gradients.losses() if gradients is not None else criterion.per_run(replicas(inputs), ys)
-
-    start_loss = losses_now()[0].item()  # the loss before the first step, as the single run logs it at epoch 1
-    rates = torch.tensor(lrs, dtype=torch.float64, device=inputs.device)
-    opt = PerRunSGD(replicas.parameters(), rates, OPTIMIZERS[setup.optimizer].beta)
-    config = FitConfig(model_name=setup.model_name, optimizer=setup.optimizer, epochs=epochs,
-                       record_interval=setup.record_interval, on_record=on_record)
-    monitor = SweepMonitor(replicas, inputs, ys, criterion, config)
-    exact = gradients is not None and matches_single_run(gradients, MODELS[setup.model_name].manual_gradients,
-                                                         setup.model, inputs, setup.y)
-    began = time.perf_counter()
-    with signals_received(setup.signals) as monitor.signals:
-        if gradients is not None:
-            lesson.train_by_hand(gradients, opt, epochs, monitor)
-        else:
-            lesson.train(replicas, inputs, ys, opt, epochs, monitor, criterion)
-    seconds = time.perf_counter() - began
-    final = losses_now().double().cpu()
-    diverged = judge_diverged(final, start_loss)
-    near = within_one_percent(setup.least_loss, setup.scale)
-    reached = [next((e for e, v in monitor.log.history if v[r] <= near), None)
-               for r in range(len(lrs))]
-    params = {name: p.detach().cpu().clone() for name, p in replicas.named_parameters()}
-    return SweepRun(lrs=list(lrs), final_loss=final, start_loss=start_loss, diverged=diverged, epochs_to_1pct=reached,
-                    epochs_run=monitor.log.epochs_run,
-                    stop_reason=monitor.log.stop_reason, seconds=seconds, final_params=params, exact=exact)
-
-
-def log_spaced(lo, hi, count):
-    return torch.logspace(math.log10(lo), math.log10(hi), count, dtype=torch.float64).tolist()
-
-
-def bracket(run):
-    """(largest lr that did not diverge below the smallest diverged one, that diverged lr); None
-    for an end that the sweep did not find."""
-    diverged = [lr for lr, d in zip(run.lrs, run.diverged.tolist()) if d]
-    first_diverged = min(diverged) if diverged else None
-    stable = [lr for lr, d in zip(run.lrs, run.diverged.tolist())
-              if not d and (first_diverged is None or lr < first_diverged)]
-    return (max(stable) if stable else None), first_diverged
 
 
 @dataclass(kw_only=True)
@@ -208,6 +59,16 @@ class Sweep:
     end_balances: list = field(default_factory=list)  # a model with a valley: each row's balance at its end
     start_balance: float | None = None
     balanced_limit: float | None = None  # the limit at the least-squares fit with the start's balance
+    epochs_run: int | None = None  # the epochs the main lrs ran (fewer than `epochs` if a signal cut them)
+    signal: str | None = None      # the signal that stopped training (SIGINT, SIGTERM, SIGHUP), None if none did
+    stage: str | None = None       # where it came: the pilot, the first grid, or finer sweep k
+    cut: SweepRun | None = None    # a finer sweep it cut short: its lrs, as far as they got, left out of rows
+    cut_verdicts: list = field(default_factory=list)
+
+    @property
+    def rows_partial(self):
+        """The rows themselves were cut short (a signal in the pilot or the first grid): each verdict is provisional."""
+        return self.stop_reason == "interrupted" and self.cut is None
 
     @property
     def exact(self):
@@ -250,8 +111,9 @@ def predicted_limit(model_name, model, inputs, y, optimizer):
 def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_refinements=4):
     """The whole --lr-sweep: `count` lrs from a tenth of the default lr to twice the predicted limit, and
     in the same computation a window of lrs 1% apart where the limit should be (limit_window); then, if it
-    is not inside that window, finer sweeps inside the bracket until it is pinned down to 1%.
-    setup_options: optimizer, epochs, standardize, record_interval, signals."""
+    is not inside that window, finer sweeps inside the bracket until it is pinned down to 1%. A signal stops
+    the computation in training at once: what finished is kept, and the sweep says where the signal came.
+    setup_options: optimizer, epochs, standardize, record_interval, signals, on_stage."""
     options = {"optimizer": "sgd", "epochs": 1000, "standardize": False, **setup_options}
     standardize = options.pop("standardize")
     standardization = Standardization.of(x) if standardize else Standardization()
@@ -260,15 +122,11 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
     limit, formula, local = predicted_limit(model_name, model, inputs, y, optimizer)
     low = min(default_lr(optimizer, model_name, standardize), limit) / 10
     least = least_squares(x.cpu(), y.cpu())
-    setup = SweepSetup(model_name=model_name, model=model, inputs=inputs, y=y, least_loss=least.loss[0].item(),
-                       scale=least.scale,
-                       standardization=standardization, **options)
-    main = log_spaced(low, 2 * limit, count)
-    window, pilot, from_pilot = limit_window(setup, main, limit, local)
-    together = train_sweep(setup, sorted(set(main) | set(window)), on_record=on_record)
-    first = together.subset(main)
-    refined = [together.subset(window)] + refine(setup, together, max_refinements)
-    rows = merged([together] + refined[1:])
+    with signals_received(options.pop("signals", None)) as received:
+        setup = SweepSetup(model_name=model_name, model=model, inputs=inputs, y=y, least_loss=least.loss[0].item(),
+                           scale=least.scale, standardization=standardization, signals=received, **options)
+        trained = train_stages(setup, log_spaced(low, 2 * limit, count), (limit, local), on_record, max_refinements)
+    rows, first = trained.rows, trained.first
     verdicts = judge(setup, rows, least)
     lo, hi = bracket(rows)
     fastest = None
@@ -276,17 +134,56 @@ def sweep(model_name, model, x, y, count, setup_options, on_record=None, max_ref
         eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.cpu()))
         fastest = 2 / (eigenvalues[0] + eigenvalues[-1]).item()
     limits, balances, start_balance, balanced = end_points(setup, rows, verdicts) if local else ([], [], None, None)
-    seconds = together.seconds + sum(r.seconds for r in refined[1:]) + (pilot.seconds if pilot else 0.0)
+    stopped = trained.stage is not None
     return Sweep(model_name=model_name, optimizer=optimizer, standardize=standardize, epochs=epochs,
                  lrs=first.lrs, final_loss=first.final_loss.tolist(), diverged=first.diverged.tolist(),
                  epochs_to_1pct=first.epochs_to_1pct, verdicts=[verdicts[rows.lrs.index(lr)] for lr in first.lrs],
                  predicted_limit=limit, limit_formula=formula, limit_is_local=local,
                  measured_limit=lo if hi is not None else None, limit_bracket=(lo, hi), fastest_lr=fastest,
-                 least_squares_loss=setup.least_loss, refined=refined, seconds=seconds,
-                 stop_reason=together.stop_reason,
-                 vectorized_runs=len(refined), pilot_epochs=pilot.epochs_run if pilot else None,
-                 window_from_pilot=from_pilot, rows=rows, row_verdicts=verdicts, end_limits=limits,
-                 end_balances=balances, start_balance=start_balance, balanced_limit=balanced)
+                 least_squares_loss=setup.least_loss, refined=trained.refined, seconds=trained.seconds,
+                 stop_reason="interrupted" if stopped else first.stop_reason,
+                 vectorized_runs=len(trained.refined) + (trained.cut is not None),
+                 pilot_epochs=trained.pilot.epochs_run if trained.pilot else None,
+                 window_from_pilot=trained.from_pilot, rows=rows, row_verdicts=verdicts, end_limits=limits,
+                 end_balances=balances, start_balance=start_balance, balanced_limit=balanced,
+                 epochs_run=first.epochs_run, signal=signal_name(received[0]) if stopped else None,
+                 stage=trained.stage, cut=trained.cut, cut_verdicts=judge(setup, trained.cut, least) if trained.cut
+                 else [])
+
+
+@dataclass(kw_only=True)
+class Trained:
+    """The computations of one sweep, as far as they went: what sweep() judges."""
+    first: SweepRun                 # the main lrs
+    rows: SweepRun                  # every lr the measurement uses, ascending
+    refined: list                   # the window's rows, then each finished finer sweep
+    seconds: float
+    pilot: SweepRun | None = None
+    from_pilot: bool = False
+    stage: str | None = None        # where a signal stopped training: the pilot, the first grid, finer sweep k
+    cut: SweepRun | None = None     # the finer sweep it cut short, left out of rows
+
+
+def train_stages(setup, main, prediction, on_record=None, max_refinements=4):
+    """The pilot (a local prediction), the main lrs with the window, then finer sweeps. A signal ends the stage in
+    training after its current epoch, and no later stage starts: a cut pilot or first grid is the rows, as far
+    as it got; a cut finer sweep is left out of them, so the rows are those of finished computations."""
+    limit, local = prediction
+    window, pilot, from_pilot = limit_window(setup, main, limit, local)
+    if pilot is not None and pilot.stop_reason == "interrupted":
+        return Trained(first=pilot, rows=pilot, refined=[], seconds=pilot.seconds, pilot=pilot, from_pilot=from_pilot,
+                       stage="the pilot")
+    together = train_sweep(setup, sorted(set(main) | set(window)), on_record=on_record)
+    seconds = together.seconds + (pilot.seconds if pilot else 0.0)
+    if together.stop_reason == "interrupted":
+        return Trained(first=together.subset(main), rows=together, refined=[together.subset(window)], seconds=seconds,
+                       pilot=pilot, from_pilot=from_pilot, stage="the first grid")
+    finer = refine(setup, together, max_refinements)
+    cut = finer.pop() if finer and finer[-1].stop_reason == "interrupted" else None
+    return Trained(first=together.subset(main), rows=merged([together] + finer),
+                   refined=[together.subset(window)] + finer,
+                   seconds=seconds + sum(r.seconds for r in finer) + (cut.seconds if cut else 0.0),
+                   pilot=pilot, from_pilot=from_pilot, stage=f"finer sweep {len(finer) + 1}" if cut else None, cut=cut)
 
 
 def limit_window(setup, main, limit, local):
@@ -296,9 +193,12 @@ def limit_window(setup, main, limit, local):
     around_prediction = [limit * LIMIT_PRECISION**k for k in range(-WINDOW, WINDOW + 1)]
     if not local:
         return around_prediction, None, False
-    pilot = train_sweep(setup, main, epochs=max(setup.epochs // PILOT_FRACTION, 1))
+    pilot_epochs = max(setup.epochs // PILOT_FRACTION, 1)
+    if setup.on_stage is not None:
+        setup.on_stage("the pilot", main, pilot_epochs)
+    pilot = train_sweep(setup, main, epochs=pilot_epochs)
     lo, hi = bracket(pilot)
-    if lo is None or hi is None:
+    if lo is None or hi is None or pilot.stop_reason == "interrupted":
         return around_prediction, pilot, False
     return steps_between(lo, hi), pilot, True
 
@@ -311,12 +211,16 @@ def steps_between(lo, hi):
 
 
 def refine(setup, run, max_refinements):
-    """Finer sweeps inside the bracket of `run` until its ends are 1% apart: the SweepRuns."""
+    """Finer sweeps inside the bracket of `run` until its ends are 1% apart: the SweepRuns. The last one is
+    interrupted if a signal cut it short; none starts after that."""
     lo, hi = bracket(run)
     refined = []
     while (lo is not None and hi is not None and hi / lo > LIMIT_PRECISION and len(refined) < max_refinements
            and run.stop_reason != "interrupted"):
-        run = train_sweep(setup, steps_between(lo, hi))
+        lrs = steps_between(lo, hi)
+        if setup.on_stage is not None:
+            setup.on_stage(f"finer sweep {len(refined) + 1}", lrs, setup.epochs)
+        run = train_sweep(setup, lrs)
         refined.append(run)
         stable, diverged = bracket(run)
         lo, hi = stable or lo, diverged or hi

@@ -216,7 +216,8 @@ VERDICT_DEFINITION = (f"diverged: the loss became inf/NaN, or the final loss is 
 def sweep_metrics(sweep, seed):
     return {"model": sweep.model_name, "optimizer": sweep.optimizer, "seed": seed, "epochs": sweep.epochs,
             "standardize": sweep.standardize, "least_squares_loss": sweep.least_squares_loss,
-            "stop_reason": sweep.stop_reason, "lr_sweep": lr_sweep_metrics(sweep)}
+            "stop_reason": sweep.stop_reason, "epochs_run": sweep.epochs_run, "signal": sweep.signal,
+            "interrupted_stage": sweep.stage, "lr_sweep": lr_sweep_metrics(sweep)}
 
 
 def lr_sweep_metrics(sweep):
@@ -229,11 +230,22 @@ def lr_sweep_metrics(sweep):
             "verdicts": sweep.verdicts, "verdict_definition": VERDICT_DEFINITION, "runs_are_single_runs": sweep.exact,
             "all_lrs": {"lrs": sweep.rows.lrs, "verdicts": sweep.row_verdicts,
                         "final_loss": sweep.rows.final_loss.tolist(), "end_limit": sweep.end_limits or None,
-                        "end_balance": sweep.end_balances or None},
+                        "end_balance": sweep.end_balances or None, "epochs_run": sweep.rows.epochs_each,
+                        "partial": sweep.rows_partial},
+            "cut_short": cut_metrics(sweep),
             "survived_above_smallest_diverged": sweep.survived_above, "start_balance": sweep.start_balance,
             "balanced_edge": sweep.balanced_limit,
             "refined": [{"lrs": r.lrs, "diverged": r.diverged.tolist()} for r in sweep.refined],
             "vectorized_runs": sweep.vectorized_runs, "pilot_epochs": sweep.pilot_epochs, "seconds": sweep.seconds}
+
+
+def cut_metrics(sweep):
+    """The finer sweep a signal cut short, as far as it got: left out of all_lrs and of the measured limit."""
+    cut = sweep.cut
+    if cut is None:
+        return None
+    return {"stage": sweep.stage, "lrs": cut.lrs, "epochs_run": cut.epochs_run, "partial": True,
+            "final_loss": cut.final_loss.tolist(), "verdicts": sweep.cut_verdicts}
 
 
 def trajectory_metrics(trajectory):

@@ -16,6 +16,7 @@ from ..many_runs.sweep import sweep
 from ..models import MODELS
 from ..report.explain import explain, explain_divergence
 from ..report.summary import print_summary, summary
+from ..report.sweep_text import print_sweep, print_sweep_stage, sweep_interruption
 from ..report.text import (
     print_comparison,
     print_explanation,
@@ -26,7 +27,6 @@ from ..report.text import (
     print_model_heading,
     print_replications,
     print_stop,
-    print_sweep,
 )
 from ..system.interruptions import RecordedSignals, guarded_stdout
 from ..system.status import ExitStatus, error_line, refuse
@@ -63,7 +63,7 @@ def run(options) -> int:
         return ExitStatus.INTERRUPTED
     finally:
         torch.set_num_threads(threads)
-    if signals.received and status != ExitStatus.INTERRUPTED:
+    if signals.received and status not in (ExitStatus.INTERRUPTED, ExitStatus.BAD_ARGUMENTS):  # training had ended
         print_interrupted("a signal came after training had ended: the results above and the files written are whole")
     if stdout.exit_status == ExitStatus.IO_ERROR:
         error_line(f"could not write to standard output ({stdout.error.strerror}); the files were still written")
@@ -105,8 +105,10 @@ def fit_with_progress(options, model, name, data, label, record=None, seeds=None
 
 
 def exit_status(log, diverged_runs=None):
-    """DIVERGED for a diverged run (or any diverged replication: diverged_runs, (R,) bool), INTERRUPTED for an
-    interrupted one."""
+    """INTERRUPTED for an interrupted run, DIVERGED for a diverged run (or any diverged replication: diverged_runs,
+    (R,) bool)."""
+    if log.stop_reason == "interrupted":  # cut short, whatever else happened: the signal decides the exit status
+        return ExitStatus.INTERRUPTED
     if diverged_runs is not None and bool(diverged_runs.any()):
         return ExitStatus.DIVERGED
     return {"diverged": ExitStatus.DIVERGED, "interrupted": ExitStatus.INTERRUPTED}.get(log.stop_reason,
@@ -264,11 +266,12 @@ def run_lr_sweep(options, device, signals):
     try:
         result = sweep(name, model, x.to(device), y.to(device), options.lr_sweep,
                        {"optimizer": options.optimizer, "epochs": epochs, "standardize": options.standardize,
-                        "record_interval": record_interval, "signals": signals.received}, on_record=progress)
+                        "record_interval": record_interval, "signals": signals.received,
+                        "on_stage": None if options.quiet else print_sweep_stage}, on_record=progress)
     finally:
         progress.close()
     print_sweep(result)
     if result.stop_reason == "interrupted":
-        print_interrupted("interrupted: the sweep above is where training stopped")
+        print_interrupted(sweep_interruption(result))
     failed_writes = write_sweep_outputs(options, result)
     return ExitStatus.INTERRUPTED if result.stop_reason == "interrupted" else written(failed_writes)

@@ -250,9 +250,11 @@ def plot_sweep(sweep, path, show=False):
         shown = np.where(np.isfinite(final[chosen]), final[chosen], top)
         loss_ax.plot(lrs[chosen], shown, marker, markersize=4, color=color, linestyle="none", label=label,
                      gid=f"sweep:{verdict}")
+    ran = (f"{sweep.epochs_run} of {count(sweep.epochs, 'epoch')}" if sweep.rows_partial  # a signal cut them
+           else count(sweep.epochs, 'epoch'))
     loss_ax.axhline(sweep.least_squares_loss, color="k", linestyle="--", linewidth=1, label="least squares")
     loss_ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="final loss",
-                title=f"Final loss after {count(sweep.epochs, 'epoch')} ({sweep.model_name}, {sweep.optimizer})")
+                title=f"Final loss after {ran} ({sweep.model_name}, {sweep.optimizer})")
     speed_ax.plot(lrs, reached, "o-", markersize=3, color="tab:blue", gid="sweep:epochs")
     if not np.isfinite(reached).any():
         speed_ax.text(0.5, 0.5, f"no run got within 1% in {count(sweep.epochs, 'epoch')}", transform=speed_ax.transAxes,

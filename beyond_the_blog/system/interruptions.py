@@ -3,9 +3,11 @@ at every stage of a run.
 
 - Starting (imports, parsing): nothing is computed yet, so the program ends at once and quietly,
   with the shell's codes: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
-- From the first epoch until the files are written: a signal is only recorded. The training loop
-  stops after the current epoch; the parameters reached are printed and every file is written
-  (well under a second), then the run exits with 130, 143 or 129. A second signal changes nothing.
+- From making the data until the files are written: a signal is only recorded. The training loop
+  stops after the current epoch, and a stage that starts later (the second model of --model both, a
+  sweep's finer sweep, the explorer's next setting) after its first; what finished is printed and
+  written (well under a second), then the run exits with 130, 143 or 129. A second signal changes nothing.
+- After the last line: the program ends at once, quietly, with the same codes; everything is finished.
 - A closed pipe (`| head`) or a full disk behind stdout: printing stops, the files are still
   written, and the exit status says so (141 for a closed pipe, 74 otherwise). A closed stdout
   (`>&-`) prints nowhere; a character its encoding lacks is printed as \\uXXXX.
@@ -18,6 +20,11 @@ import sys
 from contextlib import contextmanager, suppress
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def signal_name(signum):
+    """SIGINT, SIGTERM or SIGHUP for a signal's number (a name is kept as it is)."""
+    return signal.Signals(signum).name if isinstance(signum, int) else str(signum)
 
 
 def end_at_once(signum, frame):
