@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import bowl_eigenvalues, design, fit, prose, recorded_fit, run_script, seeded_data
+from conftest import bowl_eigenvalues, design, fit, prose, recorded_fit, run_main, run_script, seeded_data
 
 import quadratic_regression as qr
 from beyond_the_blog.report import explain
@@ -75,20 +75,21 @@ def largest_stable_lr(tmp_path):
     return metrics["diagnosis"]["max_stable_lr"]
 
 
-def test_printed_largest_stable_lr_is_the_real_edge(tmp_path):
+def test_printed_largest_stable_lr_is_the_real_edge(tmp_path, capsys):
     lr = largest_stable_lr(tmp_path)
-    below = run_script("--model", "params", "--lr", 0.9 * lr, "--epochs", "3000", "-q", "--no-plot",
+    below = run_main(capsys, "--model", "params", "--lr", 0.9 * lr, "--epochs", "3000", "-q", "--no-plot",
                        "--metrics", "b.json", cwd=tmp_path)
     assert below.returncode == 0, below.stderr
     history = json.loads((tmp_path / "b.json").read_text())["loss_history"]
     assert history[-1][1] < history[0][1] / 10
-    above = run_script("--model", "params", "--lr", 1.1 * lr, "--epochs", "3000", "-q", "--no-plot", cwd=tmp_path)
+    above = run_main(capsys, "--model", "params", "--lr", 1.1 * lr, "--epochs", "3000", "-q", "--no-plot", cwd=tmp_path)
     assert above.returncode == 1
     assert "diverged at epoch" in above.stderr
 
 
-def test_linear_diagnosis(tmp_path):
-    result = run_script("--model", "linear", "--seed", "3", "--metrics", "m.json", "--no-plot", "-q", cwd=tmp_path)
+def test_linear_diagnosis(tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--seed", "3", "--metrics", "m.json", "--no-plot", "-q",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "m.json").read_text())
     p = {k: float(np.ravel(v)[0]) for k, v in metrics["parameters"].items()}
@@ -125,16 +126,16 @@ def test_linear_diagnosis(tmp_path):
     assert diagnosis["condition_number_without_flat_direction"] < 1e3  # far better than the params bowl's 1.1e4
 
 
-def test_balance_line_says_what_happened_under_lbfgs(tmp_path):
-    result = run_script("--model", "linear", "--optimizer", "lbfgs", "--no-plot", "-q", cwd=tmp_path)
+def test_balance_line_says_what_happened_under_lbfgs(tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--optimizer", "lbfgs", "--no-plot", "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     said = prose(result.stdout)
     assert "(nearly) conserves" not in said and "L-BFGS's steps are not gradient steps" in said
     assert "if their sizes differed by more than 1%, it rescaled them to equal sizes" in said
 
 
-def test_divergence_stops_at_once_and_names_a_stable_lr(tmp_path):
-    result = run_script("--model", "params", "--lr", "1", "--metrics", "m.json", "--plot", "d.png", cwd=tmp_path)
+def test_divergence_stops_at_once_and_names_a_stable_lr(tmp_path, capsys):
+    result = run_main(capsys, "--model", "params", "--lr", "1", "--metrics", "m.json", "--plot", "d.png", cwd=tmp_path)
     assert result.returncode == 1
     assert "nan" not in result.stdout.lower().replace("tensor", "")
     assert "Traceback" not in result.stderr
@@ -152,8 +153,9 @@ def test_divergence_stops_at_once_and_names_a_stable_lr(tmp_path):
 
 
 @pytest.mark.parametrize("optimizer,lr,factor", [("sgd", "1", 2.0), ("momentum", "1e-3", 3.8)])
-def test_divergence_names_its_optimizers_limit_and_keeps_the_outputs(optimizer, lr, factor, tmp_path):
-    result = run_script("--optimizer", optimizer, "--lr", lr, "--metrics", "m.json", "--plot", "d.png", cwd=tmp_path)
+def test_divergence_names_its_optimizers_limit_and_keeps_the_outputs(optimizer, lr, factor, tmp_path, capsys):
+    result = run_main(capsys, "--optimizer", optimizer, "--lr", lr, "--metrics", "m.json", "--plot", "d.png",
+                      cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     message = result.stderr.strip().splitlines()[-1]
     assert "overflowed float32" in message
@@ -167,8 +169,9 @@ def test_divergence_names_its_optimizers_limit_and_keeps_the_outputs(optimizer, 
 
 @pytest.mark.parametrize("optimizer,lr,says", [("adam", "1e30", "Adam has no such limit"),
                                                ("lbfgs", "1e25", "L-BFGS")])
-def test_adam_and_lbfgs_divergence_say_what_is_known(optimizer, lr, says, tmp_path):
-    result = run_script("--optimizer", optimizer, "--lr", lr, "--epochs", "30", "--metrics", "m.json", cwd=tmp_path)
+def test_adam_and_lbfgs_divergence_say_what_is_known(optimizer, lr, says, tmp_path, capsys):
+    result = run_main(capsys, "--optimizer", optimizer, "--lr", lr, "--epochs", "30", "--metrics", "m.json",
+                      cwd=tmp_path)
     assert "Traceback" not in result.stderr
     if result.returncode == 1:
         assert says in result.stderr and "2/lambda_max" not in result.stderr

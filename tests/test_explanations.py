@@ -4,11 +4,11 @@ import json
 import re
 
 import numpy as np
-from conftest import prose, run_script, seeded_data
+from conftest import prose, run_main, seeded_data
 
 
-def test_a_minibatch_divergence_of_the_constant_hessian_model_blames_one_points_curvature(tmp_path):
-    result = run_script("--model", "params", "--standardize", "--batch-size", 1, "--lr", 0.3, "--epochs", 200,
+def test_a_minibatch_divergence_of_the_constant_hessian_model_blames_one_points_curvature(tmp_path, capsys):
+    result = run_main(capsys, "--model", "params", "--standardize", "--batch-size", 1, "--lr", 0.3, "--epochs", 200,
                         "-q", "--no-plot", cwd=tmp_path)
     assert result.returncode == 1
     x, _ = seeded_data(0)
@@ -20,13 +20,13 @@ def test_a_minibatch_divergence_of_the_constant_hessian_model_blames_one_points_
     assert "the Hessian grew" not in result.stderr  # this model's Hessian is the same everywhere
 
 
-def test_lbfgs_at_its_default_lr_is_told_to_standardize_not_to_use_that_lr(tmp_path):
-    result = run_script("--x-range", "-1e3", "1e3", "--optimizer", "lbfgs", "-q", "--no-plot", cwd=tmp_path)
+def test_lbfgs_at_its_default_lr_is_told_to_standardize_not_to_use_that_lr(tmp_path, capsys):
+    result = run_main(capsys, "--x-range", "-1e3", "1e3", "--optimizer", "lbfgs", "-q", "--no-plot", cwd=tmp_path)
     assert result.returncode == 1 and "--standardize" in result.stderr and "--lr 1" not in result.stderr
 
 
-def test_the_comparison_says_later_when_linear_is_slower(tmp_path):
-    result = run_script("--model", "both", "--optimizer", "momentum", "--standardize", "-q", "--no-plot",
+def test_the_comparison_says_later_when_linear_is_slower(tmp_path, capsys):
+    result = run_main(capsys, "--model", "both", "--optimizer", "momentum", "--standardize", "-q", "--no-plot",
                         "--metrics", "m.json", cwd=tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     floor = metrics["params"]["least_squares"]["loss"]
@@ -37,22 +37,22 @@ def test_the_comparison_says_later_when_linear_is_slower(tmp_path):
     assert f"linear got there {words}" in result.stdout
 
 
-def test_a_final_loss_below_the_float64_floor_is_called_rounding(tmp_path):
-    result = run_script("--optimizer", "adam", "-q", "--no-plot", "--metrics", "m.json", cwd=tmp_path)
+def test_a_final_loss_below_the_float64_floor_is_called_rounding(tmp_path, capsys):
+    result = run_main(capsys, "--optimizer", "adam", "-q", "--no-plot", "--metrics", "m.json", cwd=tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     below = metrics["final_loss"] < metrics["least_squares"]["loss"]
     assert ("float32's rounding, not a better fit" in prose(result.stdout)) == below
 
 
-def test_a_huge_loss_is_printed_in_significant_digits(tmp_path):
-    result = run_script("--optimizer", "lbfgs", "--noise", "1e18", "-q", "--no-plot", cwd=tmp_path)
+def test_a_huge_loss_is_printed_in_significant_digits(tmp_path, capsys):
+    result = run_main(capsys, "--optimizer", "lbfgs", "--noise", "1e18", "-q", "--no-plot", cwd=tmp_path)
     printed = re.search(r"final loss (\S+); least-squares loss (\S+),", result.stdout)
     assert all(len(v) <= 14 for v in printed.groups()), printed.groups()
     assert float(printed[1]) > 1e30
 
 
-def test_a_noise_free_sweep_times_the_runs_that_reach_the_exact_fit(tmp_path):
-    result = run_script("--lr-sweep", 6, "--noise", 0, "--model", "linear", "--standardize", "--epochs", 2000,
+def test_a_noise_free_sweep_times_the_runs_that_reach_the_exact_fit(tmp_path, capsys):
+    result = run_main(capsys, "--lr-sweep", 6, "--noise", 0, "--model", "linear", "--standardize", "--epochs", 2000,
                         "-q", "--no-plot", "--metrics", "s.json", cwd=tmp_path)
     sweep = json.loads((tmp_path / "s.json").read_text())["lr_sweep"]
     reached = [e for e, bad in zip(sweep["epochs_to_1pct"], sweep["diverged"]) if not bad]
@@ -61,9 +61,9 @@ def test_a_noise_free_sweep_times_the_runs_that_reach_the_exact_fit(tmp_path):
     assert f"{hi:.4g} did ({100 * (hi / lo - 1):.2g}% above it)" in prose(result.stdout)
 
 
-def test_a_last_step_that_overflows_is_a_divergence_not_a_diagnosis(tmp_path):
+def test_a_last_step_that_overflows_is_a_divergence_not_a_diagnosis(tmp_path, capsys):
     # every logged loss is finite (the loss is logged before each step); the step of the only epoch overflows
-    result = run_script("--model", "linear", "--optimizer", "adam", "--lr", "1e30", "--epochs", 1, "-q",
+    result = run_main(capsys, "--model", "linear", "--optimizer", "adam", "--lr", "1e30", "--epochs", 1, "-q",
                         "--no-plot", "--metrics", "m.json", cwd=tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr

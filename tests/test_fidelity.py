@@ -56,7 +56,7 @@ def test_plain_sgd_is_torch_sgd_bit_for_bit():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("default_both")  # one worker runs the shared one-minute fixture
+@pytest.mark.xdist_group("default_both")  # one worker runs the shared blog-length fixture
 def test_default_fits_reach_the_least_squares_loss(default_both):
     """Both models at the blog's settings end within 1% of the best possible loss."""
     folder, result = default_both
@@ -70,7 +70,7 @@ def test_default_fits_reach_the_least_squares_loss(default_both):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("default_both")  # one worker runs the shared one-minute fixture
+@pytest.mark.xdist_group("default_both")  # one worker runs the shared blog-length fixture
 def test_model_both_prints_and_writes_both(default_both):
     folder, result = default_both
     assert result.returncode == 0, result.stderr

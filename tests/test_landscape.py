@@ -8,7 +8,7 @@ import matplotlib.text
 import numpy as np
 import pytest
 import torch
-from conftest import recorded_fit, run_script
+from conftest import recorded_fit, run_main
 
 import quadratic_regression as qr
 from beyond_the_blog.report import landscape_figure
@@ -30,8 +30,8 @@ def quadratic_of(model, x, inputs):
 
 
 @pytest.mark.parametrize("model_name,extra", [("linear", []), ("params", ["--standardize"])])
-def test_trajectory_starts_at_the_initial_model_and_ends_at_the_printed_fit(tmp_path, model_name, extra):
-    result = run_script("--model", model_name, "--epochs", "1500", *extra, "--metrics", "m.json",
+def test_trajectory_starts_at_the_initial_model_and_ends_at_the_printed_fit(tmp_path, model_name, extra, capsys):
+    result = run_main(capsys, "--model", model_name, "--epochs", "1500", *extra, "--metrics", "m.json",
                         "--landscape", "l.png", "--no-plot", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "landscape written to l.png" in result.stdout and (tmp_path / "l.png").stat().st_size > 10_000

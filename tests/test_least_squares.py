@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import design, prose, run_script, seeded_data
+from conftest import design, prose, run_main, seeded_data
 
 from beyond_the_blog.theory.least_squares import least_squares, student_t_quantile
 
@@ -41,8 +41,8 @@ def test_student_t_quantile_matches_printed_tables(df, expected):
 
 @pytest.mark.parametrize("args,says", [(["--noise", "0", "--standardize"], "exact fit"),
                                        (["--samples", "3", "--epochs", "100"], "least-squares fit is exact here")])
-def test_the_gap_to_an_exact_least_squares_fit(args, says, tmp_path):
-    result = run_script("--no-plot", "-q", *args, cwd=tmp_path)
+def test_the_gap_to_an_exact_least_squares_fit(args, says, tmp_path, capsys):
+    result = run_main(capsys, "--no-plot", "-q", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     # the final-loss sentence, wrapped at 100 columns, read back as one line
     line = re.search(r"final loss [^;]*; least-squares loss .*?the floor no quadratic can beat on this data \([^)]*\)",
@@ -50,8 +50,9 @@ def test_the_gap_to_an_exact_least_squares_fit(args, says, tmp_path):
     assert says in line and "%" not in line
 
 
-def test_wide_numbers_keep_their_columns(tmp_path):
-    result = run_script("--samples", "5", "--x-range", "0", "0.001", "--optimizer", "lbfgs", "--no-plot", cwd=tmp_path)
+def test_wide_numbers_keep_their_columns(tmp_path, capsys):
+    result = run_main(capsys, "--samples", "5", "--x-range", "0", "0.001", "--optimizer", "lbfgs", "--no-plot",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if re.match(r"  [abc] ", line)]
     assert len(rows) == 3 and all(len(row) >= 7 for row in rows)

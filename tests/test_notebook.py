@@ -1,9 +1,11 @@
 """The notebook, notebooks/lesson.ipynb: one source (the paired py:percent script), run top to bottom in a real
 kernel, printing what the program prints, its playground training real runs, its prose quoting only computed numbers."""
 import json
+import queue
 import re
 import subprocess
 import sys
+import time
 
 import jupytext
 import nbformat
@@ -15,8 +17,8 @@ from nbclient import NotebookClient
 pytestmark = pytest.mark.xdist_group("notebook")  # one worker runs the notebook once for all its tests
 NOTEBOOK = ROOT / "notebooks" / "lesson.ipynb"
 SOURCE = ROOT / "notebooks" / "lesson.py"
-# STALL: on a loaded machine nbclient sometimes misses the kernel's reply to the playground's cell (its widgets send
-# many messages) and finds it only when the cell's timeout comes: 30 s, several times the slowest cell, bounds that
+# STALL: nbclient can miss the kernel's reply to the playground's cell (its widgets send many messages) until the
+# cell's timeout comes (nbclient issue 312): 30 s of every suite. polled() asks the shell channel again every 0.2 s.
 PARAMS_EPOCHS = 20000  # the test's params run: the blog's 500000 epochs would take a minute
 CHECKS = """
 import json
@@ -40,6 +42,21 @@ def test_the_notebook_is_its_paired_script_without_outputs():
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
 
 
+def polled(get_msg, every=0.2):
+    """get_msg(timeout) as a loop of waits of at most `every` seconds: a reply the first wait missed is found by the
+    next (see STALL)."""
+    async def get(timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+            try:
+                return await get_msg(timeout=wait)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+    return get
+
+
 @pytest.fixture(scope="module")
 def executed():
     """The committed notebook run top to bottom in a python3 kernel, with CHECKS as a last cell, beside the program
@@ -51,9 +68,12 @@ def executed():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.append(nbformat.v4.new_code_cell(CHECKS))
     env = clean_env(NOTEBOOK_PARAMS_EPOCHS=str(PARAMS_EPOCHS))
-    client = NotebookClient(notebook, timeout=30, kernel_name="python3",  # see STALL
+    client = NotebookClient(notebook, timeout=60, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute(env=env)
+    with client.setup_kernel(env=env):  # what client.execute() does, with the shell channel polled (see STALL)
+        client.kc.shell_channel.get_msg = polled(client.kc.shell_channel.get_msg)
+        for index, cell in enumerate(notebook.cells):
+            client.execute_cell(cell, index)
     outputs = {name: process.communicate(timeout=300)[0] for name, process in programs.items()}
     cells = ["".join(o.get("text", "") for o in cell.get("outputs", [])) for cell in notebook.cells]
     return notebook, cells, outputs

@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import fit, run_main, run_script, seeded_start
+from conftest import fit, run_main, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog.many_runs.replicas import (
@@ -195,8 +195,8 @@ def test_success_count_sees_a_stuck_run():
     assert result.coefficients[2].abs().max().item() == 0.0  # it never moved
 
 
-def test_runs_on_the_command_line(tmp_path):
-    result = run_script("--model", "params", "--runs", "8", "--seed", "3", "--standardize", "--metrics", "m.json",
+def test_runs_on_the_command_line(tmp_path, capsys):
+    result = run_main(capsys, "--model", "params", "--runs", "8", "--seed", "3", "--standardize", "--metrics", "m.json",
                         "--plot", "runs.png", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "8 runs (seeds 3-10)" in result.stdout and "8 of 8 succeeded" in result.stdout
@@ -215,8 +215,8 @@ def test_runs_on_the_command_line(tmp_path):
     assert matplotlib.image.imread(tmp_path / "runs.png").shape[1] >= 1000
 
 
-def test_replications_name_the_runs_that_diverged(tmp_path):
-    result = run_script("--model", "linear", "--runs", "10", "--lr", "1.1e-3", "--epochs", "2000", "-q",
+def test_replications_name_the_runs_that_diverged(tmp_path, capsys):
+    result = run_main(capsys, "--model", "linear", "--runs", "10", "--lr", "1.1e-3", "--epochs", "2000", "-q",
                         "--metrics", "m.json", "--plot", "r.png", cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     rep = json.loads((tmp_path / "m.json").read_text(), parse_constant=pytest.fail)["replications"]
@@ -230,8 +230,8 @@ def test_replications_name_the_runs_that_diverged(tmp_path):
     assert all(rep["diverged_at_epoch_per_run"][s] > 0 for s in diverged)
 
 
-def test_too_few_runs_for_a_statistic_say_why(tmp_path):
-    result = run_script("--samples", "3", "--runs", "3", "--epochs", "100", "--no-plot", cwd=tmp_path)
+def test_too_few_runs_for_a_statistic_say_why(tmp_path, capsys):
+    result = run_main(capsys, "--samples", "3", "--runs", "3", "--epochs", "100", "--no-plot", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert not re.search(r"\bnan\b", result.stdout.lower())
     assert "n/a: a standard error needs more than 3 points" in result.stdout
@@ -245,8 +245,9 @@ def test_the_spread_range_is_the_sampling_range_of_a_standard_deviation():
 
 
 @pytest.mark.parametrize("runs", [3, 40])
-def test_the_runs_verdict_follows_from_the_runs_and_their_number(tmp_path, runs):
-    result = run_script("--runs", runs, "--optimizer", "momentum", "--standardize", "-q", "--no-plot", cwd=tmp_path)
+def test_the_runs_verdict_follows_from_the_runs_and_their_number(tmp_path, runs, capsys):
+    result = run_main(capsys, "--runs", runs, "--optimizer", "momentum", "--standardize", "-q", "--no-plot",
+                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     fits, stderrs = [], []
     for seed in range(runs):  # each run's own least-squares fit and standard errors, numpy float64
