@@ -26,6 +26,8 @@ class Optimizer:
     gradient_steps: bool = False    # its steps are (plain) gradient steps: it conserves the product's balance
     line_search: bool = False       # it evaluates the loss itself: gradients by hand make that cheaper
     rebalances: bool = False        # before each epoch it moves the product along its valley (rescaling.py)
+    help: str = ""                  # what --help says of it after its name ("": the name says it)
+    no_limit: str = ""              # where stability is None: why no limit can be predicted
 
 
 def plain_sgd(params, lr, **_):
@@ -50,13 +52,25 @@ def lbfgs(params, lr, loss_of_model=None, gradients=None, rebalance=None):
 
 OPTIMIZERS = {
     "sgd": Optimizer(plain_sgd, "plain SGD", vectorizable=True, minibatches=True, stops_early=False,
-                     stability=(2.0, "2/lambda_max"), gradient_steps=True),
+                     stability=(2.0, "2/lambda_max"), gradient_steps=True, help="the blog's plain gradient descent"),
     "momentum": Optimizer(momentum_sgd, f"SGD with momentum {MOMENTUM:g}", vectorizable=True, minibatches=True,
-                          stability=(2 * (1 + MOMENTUM), "2(1 + beta)/lambda_max"), beta=MOMENTUM),
-    "adam": Optimizer(adam, "Adam", vectorizable=True, minibatches=True),
-    "lbfgs": Optimizer(lbfgs, "L-BFGS", vectorizable=False, minibatches=False, line_search=True, rebalances=True),
+                          stability=(2 * (1 + MOMENTUM), "2(1 + beta)/lambda_max"), beta=MOMENTUM,
+                          help=f"heavy ball, {MOMENTUM:g}"),
+    "adam": Optimizer(adam, "Adam", vectorizable=True, minibatches=True, no_limit="scales its steps"),
+    "lbfgs": Optimizer(lbfgs, "L-BFGS", vectorizable=False, minibatches=False, line_search=True, rebalances=True,
+                       help="each epoch one L-BFGS step of up to 20 iterations", no_limit="searches its own"),
 }
 assert tuple(OPTIMIZERS) == OPTIMIZER_NAMES
+
+
+def optimizers_with(fact):
+    """The names of the optimizers whose `fact` (a field above) is set, in the table's order."""
+    return tuple(name for name, facts in OPTIMIZERS.items() if getattr(facts, fact))
+
+
+def listed(names, last="or"):
+    """Names as a sentence lists them: "sgd, momentum or adam"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
 
 
 def make_optimizer(name, params, lr, loss_of_model=None, gradients=None, rebalance=None):

@@ -176,3 +176,20 @@ def test_errors_and_help_come_before_torch_is_imported(tmp_path):
     assert error.returncode == 2 and "torch was imported" not in error.stderr
     valid = run_script("--epochs", "1", cwd=tmp_path, env=env)
     assert "torch was imported" in valid.stderr  # the fake really is what `import torch` finds
+
+
+def test_the_command_line_names_the_optimizers_from_their_table(monkeypatch, tmp_path, capsys):
+    """A new optimizer is one entry in optimizers.OPTIMIZERS (and its defaults in the model table): --help and the
+    refusals that list optimizers by what they can do name it with no change to the command line."""
+    from beyond_the_blog.cli.options import build_parser
+    from beyond_the_blog.optimizers import OPTIMIZERS, Optimizer
+    monkeypatch.setitem(OPTIMIZERS, "rmsprop", Optimizer(None, "RMSprop", vectorizable=True, minibatches=True,
+                                                         help="a made-up entry", no_limit="divides its steps"))
+    help_text = " ".join(build_parser().format_help().split())
+    assert "adam; lbfgs: each epoch one L-BFGS step of up to 20 iterations; rmsprop: a made-up entry" in help_text
+    assert "full-batch sgd, momentum, adam or rmsprop," in help_text
+    refused = run_main(capsys, "--runs", "3", "--optimizer", "lbfgs", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr.rstrip().endswith("use sgd, momentum, adam or rmsprop (see --help)")
+    refused = run_main(capsys, "--lr-sweep", "4", "--optimizer", "adam", cwd=tmp_path)
+    assert "(adam scales its steps, lbfgs searches its own, rmsprop divides its steps)" in refused.stderr

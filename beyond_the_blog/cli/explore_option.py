@@ -6,9 +6,10 @@ import argparse
 from dataclasses import dataclass
 
 from ..models import BLOG_MODELS
+from ..optimizers import listed, optimizers_with
 from ..system.paths import ANIMATE, EXPLORE, LANDSCAPE, PLOT, SAVE_MODEL
 
-EXPLORE_OPTIMIZERS = ("sgd", "momentum")  # the optimizers with a predicted stability limit
+EXPLORE_OPTIMIZERS = optimizers_with("stability")  # the optimizers with a predicted stability limit
 ONE_RUN_ONLY = {"--lr-sweep": "lr_sweep", ANIMATE: "animate", LANDSCAPE: "landscape",
                 "--lr": "lr", "--tol": "tol", SAVE_MODEL: "save_model", "--batch-size": "batch_size",
                 PLOT: "plot", "--log-interval": "log_interval"}  # what --explore chooses, prints or draws itself
@@ -27,7 +28,8 @@ class ExploreRequest:
 def add_explore_option(add):
     add(EXPLORE, metavar="PATH.html",
         help="write one self-contained HTML page (no server, no network) of real runs: both models, on x and on "
-             "z, with sgd and momentum, 24 lrs each log-spaced from a tenth of the default to twice the predicted "
+             f"z, with {listed(EXPLORE_OPTIMIZERS, 'and')}, 24 lrs each log-spaced from a tenth of the default to "
+             "twice the predicted "
              "limit, and the default lr, trained together from the run's start for the default epochs, recorded "
              "at 60 epochs; --model, --optimizer, --standardize and --epochs narrow it; --metrics writes its data")
 
@@ -55,7 +57,8 @@ def check_explore(parser, args, argv):
                      "--gradients autograd")
     model, optimizer, standardize = given_narrowing(parser, argv)
     if optimizer is not None and optimizer not in EXPLORE_OPTIMIZERS:
-        parser.error(f"--explore shows the stability limit of sgd and momentum; {optimizer} has none to predict")
+        parser.error(f"--explore shows the stability limit of {listed(EXPLORE_OPTIMIZERS, 'and')}; {optimizer} has "
+                     "none to predict")
     args.no_plot = True  # the page is the figure: no default --plot file is checked or written
     return ExploreRequest(path=args.explore, models=BLOG_MODELS if model in (None, "both") else (model,),
                           standardizations=(True,) if standardize else (False, True),

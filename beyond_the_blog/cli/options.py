@@ -5,10 +5,11 @@ torch-free on purpose: `--help` and a mistyped option answer before torch loads 
 import argparse
 import math
 import re
+import textwrap
 from dataclasses import dataclass
 
 from ..models import BLOG_MODELS, MODELS, default_epochs, default_lr, defaults_table
-from ..optimizers import MOMENTUM, OPTIMIZERS, training_loop
+from ..optimizers import OPTIMIZERS, listed, optimizers_with, training_loop
 from ..system.environment import available_cores, matplotlib_problem, threads_from_environment
 from ..system.paths import (
     ANIMATE,
@@ -30,14 +31,16 @@ SEED_RANGE = (-2**63, 2**64 - 1)   # what torch.manual_seed accepts
 MAX_EPOCHS = 10**12                # at 10 microseconds an epoch, three years
 
 
-STOPPING = """stopping: the blog's optimizer, plain sgd, always runs all its epochs. The others (momentum, adam,
-lbfgs), at their default epochs, stop once converged: the loss changed by at most 1e-7 (relative) over 100 epochs
-(a tenth of a shorter run), whatever --log-interval is; lbfgs: once an epoch (up to 20 iterations) leaves the loss
-exactly as it found it. A stop is called converged only if a, b and c are then within 0.01 of the
-least-squares fit, and stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit
---epochs N runs exactly N epochs (unless --tol stops it). The metrics' stop_reason says why training ended:
-epochs, converged, stalled, tol, diverged or interrupted. A run diverged if its loss became inf/NaN, or if it
-ended above its starting loss, the rule --runs and --lr-sweep apply to each of their runs."""
+STOPPING = textwrap.fill(
+    "stopping: the blog's optimizer, plain sgd, always runs all its epochs. "
+    f"The others ({', '.join(optimizers_with('stops_early'))}), at their default epochs, stop once converged: the "
+    "loss changed by at most 1e-7 (relative) over 100 epochs (a tenth of a shorter run), whatever --log-interval is; "
+    f"{listed(optimizers_with('line_search'))}: once an epoch (up to 20 iterations) leaves the loss exactly as it "
+    "found it. A stop is called converged only if a, b and c are then within 0.01 of the least-squares fit, and "
+    "stalled otherwise (float32 stopped the loss changing short of the optimum). An explicit --epochs N runs exactly "
+    "N epochs (unless --tol stops it). The metrics' stop_reason says why training ended: epochs, converged, stalled, "
+    "tol, diverged or interrupted. A run diverged if its loss became inf/NaN, or if it ended above its starting "
+    "loss, the rule --runs and --lr-sweep apply to each of their runs.", width=100, break_on_hyphens=False)
 MAX_SWEEP = 4096       # --lr-sweep: more learning rates than this is a typo, not a sweep
 
 
@@ -70,8 +73,8 @@ def build_parser():
         help="full-batch training epochs (default: per optimizer and model, see below)")
     add("--lr", type=float, help="learning rate (default: per optimizer, see below; the blog's SGD: 2e-5)")
     add("--optimizer", choices=tuple(OPTIMIZERS), default="sgd",
-        help=f"sgd: the blog's plain gradient descent; momentum: heavy ball, {MOMENTUM:g}; adam; "
-             "lbfgs: each epoch one L-BFGS step of up to 20 iterations (default: sgd)")
+        help="; ".join(f"{name}: {facts.help}" if facts.help else name for name, facts in OPTIMIZERS.items())
+             + " (default: sgd)")
     add("--standardize", action="store_true",
         help="train on z = (x - mean) / std, report everything back in x's units")
     add("--tol", type=float, metavar="TOL",
@@ -108,7 +111,8 @@ def add_beyond_options(add):
     add("--gradients", choices=("autograd", "manual"),
         help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
              "the same losses bit for bit with sgd, and faster (default: autograd; with --runs, manual where the "
-             "model has them over the runs and steps are full-batch sgd, momentum or adam, equal to autograd's "
+             f"model has them over the runs and steps are full-batch {listed(optimizers_with('vectorizable'))}, "
+             "equal to autograd's "
              "runs to float32 rounding; --gradients autograd forces autograd)")
     add("--batch-size", type=int, metavar="B",
         help="minibatch SGD: a step per B points, the data reshuffled every epoch (seeded by --seed); the loss "
@@ -122,7 +126,8 @@ def add_beyond_options(add):
              "eigenvector against (1 - lr*lambda)^k, and for the product model its two layers' sizes")
     add("--lr-sweep", type=int, metavar="N",
         help="instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
-             "stability limit, trained together from the same start (sgd or momentum, one model), each run bit for "
+             f"stability limit, trained together from the same start ({listed(optimizers_with('stability'))}, one "
+             "model), each run bit for "
              "bit the single run with its lr; a run diverged if its final loss is inf/NaN or above its starting "
              "loss; the lr up to which none diverged and the smallest that did are then pinned down to 1%% apart "
              "(lrs 1%% apart around the prediction, trained with the others, and finer sweeps if the edge lies "
@@ -195,7 +200,7 @@ def check_combinations(parser, args):
         parser.error("--runs needs one model: --model params or --model linear")
     if args.runs > 1 and not OPTIMIZERS[args.optimizer].vectorizable:
         parser.error(f"--optimizer {args.optimizer} cannot be vectorized over runs: its line search couples them; "
-                     "use sgd, momentum or adam")
+                     f"use {listed(optimizers_with('vectorizable'))}")
     if args.animate is not None and (args.runs > 1 or args.model == "both"):
         parser.error("--animate draws a single run of one model: drop --runs / --model both")
     if args.animate is not None and not args.animate.lower().endswith(".gif"):
@@ -236,8 +241,9 @@ def check_why_options(parser, args):
     if not 2 <= args.lr_sweep <= MAX_SWEEP:
         parser.error(f"--lr-sweep needs between 2 and {MAX_SWEEP} learning rates (got {args.lr_sweep})")
     if OPTIMIZERS[args.optimizer].stability is None:
-        parser.error(f"--lr-sweep measures the stability limit of sgd or momentum; {args.optimizer} has no such "
-                     "limit to predict (adam scales its steps, lbfgs searches its own)")
+        reasons = ", ".join(f"{name} {facts.no_limit}" for name, facts in OPTIMIZERS.items() if facts.no_limit)
+        parser.error(f"--lr-sweep measures the stability limit of {listed(optimizers_with('stability'))}; "
+                     f"{args.optimizer} has no such limit to predict ({reasons})")
     if args.runs > 1 or args.model == "both":
         parser.error("--lr-sweep trains one model on one data set: drop --runs / --model both")
     if any(v is not None for v in (args.animate, args.tol, args.lr, args.save_model)):
