@@ -25,7 +25,8 @@ def prose_sentences(markdown):
     text = re.sub(r"`[^`]*`", "CODE", text)          # inline code counts as one word
     text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # a link counts as its words
     # a sentence may end inside markdown's emphasis ("._") and the next begin with it ("_Measured")
-    sentences = re.split(r"(?<=[.!?])_?\s+(?=[A-Z*_(\"'`\d])|(?<=[。！？])|(?<=：)\s+|\s\*\s|\s-\s(?=\S)|\s\d+\.\s", text)
+    sentences = re.split(r"(?<=[.!?])_?\s+(?=[A-Z*_(\"'`\d])|(?<=[。！？])|(?<=：)\s+|\s\*\s|\s-\s(?=\S)|\s\d+\.\s",
+                         text)
     return [s for s in (s.strip() for s in sentences) if words(s) > 1]
 
 
