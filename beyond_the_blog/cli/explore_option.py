@@ -29,9 +29,9 @@ def add_explore_option(add):
     add(EXPLORE, metavar="PATH.html",
         help="write one self-contained HTML page (no server, no network) of real runs: both models, on x and on "
              f"z, with {listed(EXPLORE_OPTIMIZERS, 'and')}, 24 lrs each log-spaced from a tenth of the default to "
-             "twice the predicted "
-             "limit, and the default lr, trained together from the run's start for the default epochs, recorded "
-             "at 60 epochs; --model, --optimizer, --standardize and --epochs narrow it; --metrics writes its data")
+             "twice the predicted limit, and the default lr, trained together from the run's start for the default "
+             "epochs, recorded at 60 epochs; --model, --optimizer, --standardize and --epochs narrow it; --metrics "
+             "writes its data")
 
 
 def given_narrowing(parser, argv):

@@ -112,8 +112,7 @@ def add_beyond_options(add):
         help="autograd: loss.backward(), the blog's; manual: every d loss / d p written out by hand, no autograd, "
              "the same losses bit for bit with sgd, and faster (default: autograd; with --runs, manual where the "
              f"model has them over the runs and steps are full-batch {listed(optimizers_with('vectorizable'))}, "
-             "equal to autograd's "
-             "runs to float32 rounding; --gradients autograd forces autograd)")
+             "equal to autograd's runs to float32 rounding; --gradients autograd forces autograd)")
     add("--batch-size", type=int, metavar="B",
         help="minibatch SGD: a step per B points, the data reshuffled every epoch (seeded by --seed); the loss "
              "printed and plotted is still the full-data loss (default: all points, the blog's full batch)")
@@ -127,8 +126,8 @@ def add_beyond_options(add):
     add("--lr-sweep", type=int, metavar="N",
         help="instead of one run, N learning rates log-spaced from a tenth of the default lr to twice the predicted "
              f"stability limit, trained together from the same start ({listed(optimizers_with('stability'))}, one "
-             "model), each run bit for "
-             "bit the single run with its lr; a run diverged if its final loss is inf/NaN or above its starting "
+             "model), each run bit for bit the single run with its lr; "
+             "a run diverged if its final loss is inf/NaN or above its starting "
              "loss; the lr up to which none diverged and the smallest that did are then pinned down to 1%% apart "
              "(lrs 1%% apart around the prediction, trained with the others, and finer sweeps if the edge lies "
              "elsewhere); the figure goes to --plot (default: quadratic_regression_<model>_sweep.png)")

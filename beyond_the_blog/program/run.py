@@ -109,10 +109,9 @@ def exit_status(log, diverged_runs=None):
     (R,) bool)."""
     if log.stop_reason == "interrupted":  # cut short, whatever else happened: the signal decides the exit status
         return ExitStatus.INTERRUPTED
-    if diverged_runs is not None and bool(diverged_runs.any()):
+    if log.stop_reason == "diverged" or (diverged_runs is not None and bool(diverged_runs.any())):
         return ExitStatus.DIVERGED
-    return {"diverged": ExitStatus.DIVERGED, "interrupted": ExitStatus.INTERRUPTED}.get(log.stop_reason,
-                                                                                        ExitStatus.SUCCESS)
+    return ExitStatus.SUCCESS
 
 
 def written(failed_writes):

@@ -9,11 +9,12 @@ import math
 import torch
 
 from ..models import MODELS, Standardization
-from ..optimizers import OPTIMIZERS
+from ..optimizers import OPTIMIZERS, listed
 from ..theory.curvature import params_hessian
 from ..theory.diagnosis import ParamsDiagnosis, float32_held_it, slowest_shrink
 from ..training.judge import CONVERGED_ATOL, distance_from_least_squares
 from .text import loss_text
+from .words import count
 
 LINES = 5  # the most a summary prints: a beginner reads this much before the details
 
@@ -52,13 +53,13 @@ def why_lines(fit, diagnosis, distance, least):
     """Why it ended where it did: a signal, a stop rule, the slowest direction's pace, float32's rounding."""
     log = fit.log
     if log.stop_reason == "interrupted":
-        return [f"It stopped after {epochs(log.epochs_run)}: a signal interrupted training."]
+        return [f"It stopped after {count(log.epochs_run, 'epoch')}: a signal interrupted training."]
     if log.epochs_run < fit.epochs:
         return [f"It ended at epoch {log.epochs_run} of {fit.epochs}: a stop rule found its loss no longer "
                 "falling (see below)."]
     if distance <= CONVERGED_ATOL:
-        return [f"It got there within its {epochs(fit.epochs)}."]
-    lines = [f"It used all {epochs(fit.epochs)} and ran out before getting there."]
+        return [f"It got there within its {count(fit.epochs, 'epoch')}."]
+    lines = [f"It used all {count(fit.epochs, 'epoch')} and ran out before getting there."]
     if isinstance(diagnosis, ParamsDiagnosis) and OPTIMIZERS[fit.optimizer].gradient_steps:
         slowest, log_rate = slowest_shrink(diagnosis.eigenvalues, fit.lr)
         if log_rate < 0:
@@ -66,7 +67,7 @@ def why_lines(fit, diagnosis, distance, least):
             lines = [f"Why so slow: each epoch removes only {percent(-math.expm1(log_rate))} of the error along "
                      f"the slowest direction (mostly {main})."]
         if float32_held_it(diagnosis, fit.coefficients[0], least.coefficients[0]):
-            names = " and ".join(", ".join("abc"[i] for i in diagnosis.frozen).rsplit(", ", 1))
+            names = listed(["abc"[i] for i in diagnosis.frozen], "and")
             them = "it" if len(diagnosis.frozen) == 1 else "them"
             lines.append(f"Then float32 froze {names}: the last updates were too small to change {them}.")
     return lines
@@ -91,10 +92,6 @@ def diverged_lines(fit):
 def condition_number(inputs):
     eigenvalues = torch.linalg.eigvalsh(params_hessian(inputs.double().cpu()))
     return (eigenvalues[-1] / eigenvalues[0]).item()
-
-
-def epochs(count):
-    return f"{count} epoch{'s' * (count != 1)}"
 
 
 def percent(fraction):

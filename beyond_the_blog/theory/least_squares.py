@@ -34,25 +34,23 @@ def least_squares(x, y):
     data sets on the same x."""
     features = quadratic_features(x.cpu())
     n = features.shape[0]
-    solutions, losses, sums_of_squares = [], [], []
-    for part in y.cpu().reshape(-1, n).split(RUNS_AT_ONCE):
+    data_sets = y.cpu().reshape(-1, n)                                   # (runs, n)
+    solutions, losses = [], []
+    for part in data_sets.split(RUNS_AT_ONCE):
         targets = part.double().T                                       # (n, runs)
         # gelsd (SVD): the default CPU driver, gelsy, can differ in the last bits from call to call
         solution = torch.linalg.lstsq(features, targets, driver="gelsd").solution  # (3, runs)
-        squares = (features @ solution - targets).square_()
         solutions.append(solution.T)
-        losses.append(squares.mean(dim=0))
-        sums_of_squares.append(squares.sum(dim=0))
+        losses.append((features @ solution - targets).square_().mean(dim=0))
     loss = torch.cat(losses)
     stderr = t95 = None
     if n > 3:
-        sigma2 = torch.cat(sums_of_squares) / (n - 3)               # unbiased residual variance
+        sigma2 = loss * (n / (n - 3))                               # unbiased residual variance
         unscaled = torch.linalg.inv(features.T @ features).diagonal()
         stderr = (sigma2[:, None] * unscaled[None, :]).sqrt()
         t95 = student_t_quantile(0.975, n - 3)
-    first = y.cpu().reshape(-1, n)[0].double()
     return LeastSquares(coefficients=torch.cat(solutions), loss=loss, stderr=stderr, t95=t95,
-                        scale=(first**2).mean().item())
+                        scale=(data_sets[0].double() ** 2).mean().item())
 
 
 @functools.cache  # 100000 Python-level density evaluations: computed once per (p, df)
