@@ -32,9 +32,12 @@ def clean_env(**extra):
 
 def run_script(*args, cwd, timeout=300, env=None, preexec_fn=None):
     """python quadratic_regression.py ARGS, as a user would type it; returns the CompletedProcess. preexec_fn runs
-    in the child before the script: a limit (resource.setrlimit), or another working folder."""
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, env=env or clean_env(),
-                          capture_output=True, text=True, timeout=timeout, preexec_fn=preexec_fn)
+    in the child before the script: a limit (resource.setrlimit), or another working folder. Its output is read in
+    the encoding the environment's PYTHONIOENCODING asks the script to write (a user's value it echoes may need it)."""
+    env = env or clean_env()
+    encoding = (env.get("PYTHONIOENCODING") or "utf-8").split(":")[0] or "utf-8"
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          encoding=encoding, timeout=timeout, preexec_fn=preexec_fn)
 
 
 def run_main(capsys, *args, cwd, env=None):

@@ -307,8 +307,8 @@ def test_a_run_too_big_for_its_cgroup_is_refused_before_training(tmp_path, memor
         with open(os.path.join(folder, "cgroup.procs"), "w") as procs:
             procs.write(str(os.getpid()))
 
-    result = run_script("--runs", 100, "--samples", 100000, "--no-plot", cwd=tmp_path, preexec_fn=enter)
-    one_line_refusal(result, "cgroup", "--samples 100000 with --runs 100")
+    result = run_script("--runs", 300, "--samples", 100000, "--no-plot", cwd=tmp_path, preexec_fn=enter)
+    one_line_refusal(result, "cgroup", "--samples 100000 with --runs 300")
     assert "Epoch[" not in result.stdout
 
 

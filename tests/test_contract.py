@@ -238,6 +238,8 @@ def check_runs_verdicts(options, result, written, folder, context):
          target="regular", environment={"OMP_NUM_THREADS": None, "PYTHONIOENCODING": None, "MPLBACKEND": None})
 @example(options={**NO_OPTIONS, "--model": "linear", "--epochs": "37"}, target="fifo",
          environment={"OMP_NUM_THREADS": "abc", "PYTHONIOENCODING": "cp1252", "MPLBACKEND": None})
+@example(options={**NO_OPTIONS, "--epochs": "50"}, target="regular",  # the user's value echoed in cp1252
+         environment={"OMP_NUM_THREADS": "²", "PYTHONIOENCODING": "cp1252", "MPLBACKEND": None})
 def test_every_run_keeps_the_contract(options, target, environment, tmp_path_factory):
     # runs of more than MAX_STEPS optimizer steps (the blog's own 500000 epochs, which the fidelity test runs;
     # 20000 default epochs in batches of 1) take minutes: not drawn, nor shrunk to, so the suite's time stays bounded

@@ -8,8 +8,8 @@ leading run axis, each chosen so that a row rounds exactly as the single run doe
   (R, 1) parameters.
 * a sum over the n points that the single run computes as g.t().mm(x), a (1, n) @ (n, 1) product: torch.bmm
   over R such products adds in the same order (its kernel for small matrices); g.sum(0) is a row's sum(1).
-* a plain matrix product over the runs, as batched_gradients.py takes for a thousand runs, adds in another
-  order: faster there, equal to the single runs only to rounding.
+* sums of each run's data taken once, as batched_gradients.py regroups the gradients for a thousand runs, add in
+  another order: far faster there, equal to the single runs only to rounding.
 
 That bmm adds like mm is a fact of the kernels, not a promise of torch: matches_single_run() checks the first
 step against the single run's recipe, and the sweep says so where it does not hold. An epoch of 54 runs of

@@ -17,10 +17,10 @@ from .status import PROG
 BYTES_PER_POINT = 300              # measured peak memory per data point and run, autograd's intermediates included
 BYTES_PER_RECORD = 2000            # measured: a recorded epoch of one run (its loss, and the path's float64 copy)
 BYTES_PER_RUN_RECORD = 400         # measured: each further replicated run's share of a recorded epoch
-# --runs with the gradients by hand keeps no autograd graph: measured peaks of `--model linear --runs R --epochs E`
-# less one run's were 57 bytes per point (R 20000, E 200), 46 with the records (R 100000, E 2000), and 21 per run
-# and further record (R 20000, E 4000 against E 200); rounded up
-BYTES_PER_POINT_BY_HAND = 64
+# --runs with the gradients by hand keeps no autograd graph and no (R, n) buffer: measured peaks of `--model linear
+# --runs R --epochs E` less one run's were 28 bytes per point (R 20000, E 200), 26 with the records (R 100000,
+# E 2000); per run and further record 21 bytes were measured before (R 20000, E 4000 against E 200); rounded up
+BYTES_PER_POINT_BY_HAND = 32
 BYTES_PER_RUN_RECORD_BY_HAND = 32
 TORCH_BYTES = 400 * 2**20          # torch itself, loaded: one run's peak measured 250 to 370 MB on two machines
 ADDRESS_SPACE_BYTES = 450 * 2**20  # measured: the address space torch and matplotlib reserve beyond the memory they

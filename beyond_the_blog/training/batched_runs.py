@@ -1,8 +1,8 @@
 """--runs with every run's gradients by hand (batched_gradients.py): the lesson's train_by_hand over the stacked
 replicas, and the monitor that sees each run's loss only at its check epochs.
 
-An epoch computes the gradients of all runs and takes the optimizer's step, nothing else. Each run's loss, one
-more pass over the (R, n) residual, is computed only before the step of a check epoch: every record epoch, every
+An epoch computes the gradients of all runs and takes the optimizer's step, nothing else. Each run's loss, a few
+more operations on every run's sums, is computed only before the step of a check epoch: every record epoch, every
 CHECK_INTERVAL epochs and the last. The monitor records those losses and applies the stop rules to them as the
 autograd replicas' monitor does.
 
