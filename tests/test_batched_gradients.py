@@ -103,3 +103,21 @@ def test_the_data_sums_do_not_depend_on_the_block_of_runs():
     np.testing.assert_allclose(at_once[0].numpy(), 2 / 100 * q.T @ q, rtol=1e-13)
     np.testing.assert_allclose(at_once[1].numpy(), -2 / 100 * q.T @ y.T, rtol=1e-12)
     np.testing.assert_allclose(at_once[2].numpy(), np.mean(y**2, axis=1), rtol=1e-13)
+
+
+def test_float32_sums_would_lose_the_gradient_near_the_fit():
+    """Why the sums are float64: 0.075 from the least-squares fit along the bowl's flattest direction, G q - v in
+    float32 gets dL/da wrong by more than 10%; in float64, by less than 1e-7 of it (against the loop over the
+    points in numpy float64)."""
+    x, ys, _ = replication_data("params", [0])
+    x64, y64 = x.numpy().ravel().astype(np.float64), ys[0].numpy().ravel().astype(np.float64)
+    q_matrix = np.stack([x64**2, x64, np.ones_like(x64)], axis=1)
+    fit = np.linalg.lstsq(q_matrix, y64, rcond=None)[0]
+    flattest = np.linalg.eigh(q_matrix.T @ q_matrix)[1][:, 0]
+    q = fit + 0.075 * flattest / np.abs(flattest).max()
+    expected = per_point("params", dict(zip("abc", q)), x64, y64)[1]["a"]
+    for dtype, within in ((torch.float32, None), (torch.float64, 1e-7)):
+        gram, neg_v, _ = batched_gradients.data_sums(x, ys, dtype)
+        got = (gram @ torch.tensor(q, dtype=dtype).reshape(3, 1) + neg_v)[0, 0].item()
+        error = abs(got - expected) / abs(expected)
+        assert error > 0.1 if within is None else error < within, (dtype, error)

@@ -18,13 +18,14 @@ need are
     loss:    L = (1/n) Σ E² = ½ qᵀ (m - v) + (1/n) Σ y²
 
 G, v and (1/n) Σ y² are computed once, before the first epoch. An epoch is then one (3, 3) @ (3, R) product and
-a few products of R numbers: no pass over the n points, which is why a run-epoch costs the same at 1000 runs and
-at 100000 (benchmarks/bench.py measures it). These are the same gradients as autograd's, regrouped.
+a few products of R numbers: no pass over the n points, which is why a run-epoch costs no more at 100000 runs
+than at 1000 (benchmarks/bench.py measures it). These are the same gradients as autograd's, regrouped.
 
-The regrouping costs digits. Near the fit, m is a difference of sums near 10⁴ (x⁴ reaches 2·10⁴), and float32
-would keep only three of its digits. So the sums are taken in float64 (SUMS) and each gradient is rounded to the
-parameters' float32 once. The runs then equal the autograd replicas (and single runs) to float32 rounding, not
-bit for bit: tests/test_replicas.py and tests/test_explorer.py check it.
+The regrouping needs float64. Near the fit, m is a small difference of sums near 10⁴ (x⁴ reaches 2·10⁴): 0.075
+from the fit along the bowl's flattest direction, float32 sums get dL/da wrong by tens of percent
+(tests/test_batched_gradients.py). So the sums are taken in float64 (SUMS), and each gradient is rounded to the
+parameters' float32 once. The runs then equal the autograd replicas (and single runs) to the single runs' own
+float32 rounding, not bit for bit: tests/test_replicas.py and tests/test_explorer.py check it.
 """
 import torch
 
