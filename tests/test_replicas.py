@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import fit, run_main, seeded_start
+from conftest import fit, run_main, run_script, seeded_start
 
 import quadratic_regression as qr
 from beyond_the_blog.many_runs.replicas import (
@@ -365,3 +365,15 @@ def test_the_memory_model_of_the_runs_by_hand_bounds_a_measured_peak_without_dou
     needed = (memory_needed(epochs, runs, 100, None, by_hand=True).total
               - memory_needed(epochs, 1, 100, None, by_hand=True).total)
     assert added <= needed < 2 * added, (added, needed)
+
+
+def test_a_sum_of_the_runs_losses_that_overflows_is_no_runs_divergence(tmp_path):
+    """Autograd trains the replicas on the sum of their losses: 200 runs near inf overflow that sum epochs before any
+    run's own loss does. No run is noted diverged then (it once raised an IndexError): the runs diverge where the
+    gradients by hand find them."""
+    args = ("--standardize", "--lr", "0.42", "--epochs", "5000", "--runs", "200", "--no-plot", "-q")
+    by_autograd = run_script(*args, "--gradients", "autograd", cwd=tmp_path)
+    by_hand = run_script(*args, cwd=tmp_path)
+    assert "Traceback" not in by_autograd.stderr and by_autograd.returncode == by_hand.returncode == 1
+    assert re.search(r"first diverged at epoch \d+", by_autograd.stderr).group() == re.search(
+        r"first diverged at epoch \d+", by_hand.stderr).group()

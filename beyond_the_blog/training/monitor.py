@@ -97,11 +97,14 @@ class Monitor:
 
     def note_run_losses(self, epoch, losses):
         """note_diverged_runs for the runs' losses (R,) at `epoch`, however they were computed."""
+        bad = ~torch.isfinite(losses)
+        if not bad.any():
+            return False  # the loss summed over the runs overflowed, but no run's own loss did
         at = self.log.run_diverged_at
         if at is None:
             at = self.log.run_diverged_at = torch.zeros(losses.numel(), dtype=torch.long)
             self.log.diverged_at, self.log.diverged_loss = epoch, losses[~torch.isfinite(losses)][0].item()
-        at.masked_fill_(~torch.isfinite(losses) & (at == 0), epoch)
+        at.masked_fill_(bad & (at == 0), epoch)
         return bool(at.all()) and self.stop("diverged")
 
     def loss_at_end(self):
