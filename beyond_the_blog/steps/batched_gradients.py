@@ -60,7 +60,6 @@ class BatchedGradients:
         self.grad_buffer = torch.empty_like(self.theta)
         self.grads = [self.grad_buffer[j].view(p.shape) for j, p in enumerate(self.params)]
         self.wide = torch.empty(len(self.rows), runs, dtype=dtype, device=device)     # Θ in the sums' dtype
-        self.q = torch.empty(3, runs, dtype=dtype, device=device)                      # [A, B, C], every run
         self.m = torch.empty(3, runs, dtype=dtype, device=device)                      # G q - v, every run
         self.gram, self.neg_v, self.mean_square = data_sums(inputs, ys, dtype)
         self.n = n
@@ -69,7 +68,7 @@ class BatchedGradients:
         attach(self.params, self.grads)
         torch.cat(self.sources, dim=0, out=self.theta)  # this epoch's Θ, one column per run
         self.wide.copy_(self.theta)
-        self.coefficients()
+        self.q = self.coefficients()  # [A, B, C], every run
         torch.addmm(self.neg_v, self.gram, self.q, out=self.m)  # m = G q - v
         self.step()
 
@@ -109,7 +108,7 @@ class BatchedParamsGradients(BatchedGradients):
     rows = grad_rows = ("a", "b", "c")
 
     def coefficients(self):
-        self.q.copy_(self.wide)
+        return self.wide  # the parameters are the coefficients: nothing to multiply out
 
     def step(self):
         self.grad_buffer.copy_(self.m)  # rounded to float32 once
@@ -133,11 +132,14 @@ class BatchedLinearGradients(BatchedGradients):
         self.m_x = self.m[0:2].unsqueeze(0)                 # (1, 2, R): m[x², x]
         self.m_1 = self.m[1:3].unsqueeze(0)                 # (1, 2, R): m[x, 1]
         self.wide_grads = torch.empty(2, 2, runs, dtype=self.m.dtype, device=self.m.device)
+        self.products = torch.empty_like(self.m)  # [A, B, C], every run
 
     def coefficients(self):
-        torch.mul(self.w1, self.w2, out=self.q[0])                              # A = w1 w2
-        torch.mul(self.w1, self.b2, out=self.q[1]).addcmul_(self.b1, self.w2)   # B = w1 b2 + b1 w2
-        torch.mul(self.b1, self.b2, out=self.q[2])                              # C = b1 b2
+        a, b, c = self.products
+        torch.mul(self.w1, self.w2, out=a)                              # A = w1 w2
+        torch.mul(self.w1, self.b2, out=b).addcmul_(self.b1, self.w2)   # B = w1 b2 + b1 w2
+        torch.mul(self.b1, self.b2, out=c)                              # C = b1 b2
+        return self.products
 
     def step(self):
         # dL/dΘ1 = w2 m[x², x] + b2 m[x, 1]; dL/dΘ2 likewise with w1, b1
